@@ -1,0 +1,1 @@
+"""pytest plugin collecting *_spec.lua files (see luanet.spec)."""
