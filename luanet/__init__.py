@@ -1,0 +1,12 @@
+"""luanet: the Qt-style net.TcpServer / net.TcpSocket Lua API on asyncio.
+
+    from luanet import LuaHost
+    with LuaHost() as host:
+        host.execute_file("echo.lua")
+        host.serve_forever()
+"""
+
+from .host import LuaError, LuaHost, new_event_loop
+
+__all__ = ["LuaHost", "LuaError", "new_event_loop"]
+__version__ = "0.1.0"

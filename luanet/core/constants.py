@@ -1,0 +1,58 @@
+"""Socket states, error codes and open modes, with the values the docs (and Qt) use."""
+
+from enum import IntEnum
+
+
+class SocketState(IntEnum):
+    UNCONNECTED = 0
+    HOST_LOOKUP = 1
+    CONNECTING = 2
+    CONNECTED = 3
+    BOUND = 4
+    CLOSING = 5  # the docs' value; Qt's ListeningState (5) has no place here
+
+
+class SocketError(IntEnum):
+    CONNECTION_REFUSED = 0
+    REMOTE_HOST_CLOSED = 1
+    HOST_NOT_FOUND = 2
+    SOCKET_ACCESS = 3
+    SOCKET_RESOURCE = 4
+    SOCKET_TIMEOUT = 5
+    DATAGRAM_TOO_LARGE = 6
+    NETWORK = 7
+    ADDRESS_IN_USE = 8
+    SOCKET_ADDRESS_NOT_AVAILABLE = 9
+    UNSUPPORTED_SOCKET_OPERATION = 10
+    UNFINISHED_SOCKET_OPERATION = 11
+    OPERATION = 19
+    TEMPORARY = 22
+    UNKNOWN = -1
+
+
+class OpenMode(IntEnum):
+    NOT_OPEN = 0
+    READ_ONLY = 1
+    WRITE_ONLY = 2
+    READ_WRITE = 3
+    APPEND = 4
+    TRUNCATE = 8
+
+
+class Event(IntEnum):
+    """What core objects report to their listener (see EventQueue)."""
+
+    # TcpServer
+    NEW_CONNECTION = 1      # () a connection joined the pending queue
+    ACCEPT_ERROR = 2        # (error code)
+    # TcpSocket
+    READY_READ = 10         # () new bytes in the read buffer
+    BYTES_WRITTEN = 11      # (count)
+    ABOUT_TO_CLOSE = 12     # ()
+    CONNECTED = 13          # ()
+    DISCONNECTED = 14       # ()
+    ERROR = 15              # (error code)
+    STATE_CHANGED = 16      # (new state)
+    HOST_FOUND = 17         # ()
+    # Host-level
+    CALL = 30               # (token) a deferred call/callback is due

@@ -1,0 +1,221 @@
+"""TcpServer: a QTcpServer-like listener with its own accept loop.
+
+asyncio's create_server accepts whenever the socket is readable and swallows
+EMFILE; the API needs more control than that. Here the listening socket is
+watched only while accepting is allowed: not paused, and the pending queue
+(counting connections still being wrapped in a transport) below
+max_pending_connections. Everything else waits in the kernel's backlog, so no
+connection is dropped because the queue is full or the server is paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket as _socket
+from typing import Deque, Optional, Set
+
+from .constants import Event, SocketError
+from .errors import RESOURCE_ERRNOS, TRANSIENT_ACCEPT_ERRNOS, classify
+from .events import EventQueue
+from .socket import Listener, TcpSocket, dual_stack_socket
+
+DEFAULT_MAX_PENDING = 30
+# accept() calls per readiness callback, so one busy server can't starve the loop.
+ACCEPT_BATCH = 64
+
+
+class TcpServer:
+    __slots__ = ("tag", "listener", "socket_listener", "_events", "_loop", "_bind_address",
+                 "_lsock", "_watching", "_paused", "_max_pending", "_queue", "_wrapping",
+                 "_handed_out", "error", "error_string", "__weakref__")
+
+    def __init__(self, events: EventQueue, listener: Optional[Listener] = None,
+                 socket_listener: Optional[Listener] = None, bind_address: Optional[str] = None):
+        self.tag = None
+        self.listener = listener
+        self.socket_listener = socket_listener  # given to the sockets it hands out
+        self._events = events
+        self._loop = events.loop
+        self._bind_address = bind_address
+        self._lsock: Optional[_socket.socket] = None
+        self._watching = False
+        self._paused = False
+        self._max_pending = DEFAULT_MAX_PENDING
+        self._queue: Deque[TcpSocket] = collections.deque()
+        self._wrapping = 0  # accepted, transport not made yet; counts as queued
+        self._handed_out: Set[TcpSocket] = set()
+        self.error: Optional[SocketError] = None
+        self.error_string = ""
+
+    # -------------------------------------------------------------- properties
+    @property
+    def listening(self) -> bool:
+        return self._lsock is not None
+
+    @property
+    def port(self) -> int:
+        return self._lsock.getsockname()[1] if self._lsock is not None else 0
+
+    @property
+    def has_pending_connections(self) -> bool:
+        return bool(self._queue)
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._queue)
+
+    @property
+    def max_pending_connections(self) -> int:
+        return self._max_pending
+
+    @max_pending_connections.setter
+    def max_pending_connections(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError("max_pending_connections must be a non-negative integer")
+        self._max_pending = value
+        self._update_watch()
+
+    # ------------------------------------------------------------ operations
+    def _fail(self, code: SocketError, text: str) -> bool:
+        self.error, self.error_string = code, text
+        return False
+
+    def listen(self, port: int) -> bool:
+        if self._lsock is not None:
+            return self._fail(SocketError.OPERATION, "The server is already listening")
+        if not 0 <= port <= 65535:
+            return self._fail(SocketError.SOCKET_ADDRESS_NOT_AVAILABLE,
+                              f"Port {port} is out of range (0..65535)")
+        try:
+            lsock = dual_stack_socket(self._bind_address, port)
+            lsock.listen(_socket.SOMAXCONN)
+        except OSError as exc:
+            if "lsock" in locals():
+                lsock.close()
+            return self._fail(*classify(exc))
+        self._lsock = lsock
+        self._paused = False
+        self.error, self.error_string = None, ""
+        self._update_watch()
+        return True
+
+    def pause_accepting(self) -> None:
+        self._paused = True
+        self._update_watch()
+
+    def resume_accepting(self) -> None:
+        self._paused = False
+        self._update_watch()
+
+    def next_pending_connection(self) -> Optional[TcpSocket]:
+        if not self._queue:
+            return None
+        sock = self._queue.popleft()
+        sock.server = self
+        self._handed_out.add(sock)
+        sock.attach(self.socket_listener)
+        self._update_watch()
+        return sock
+
+    def pending_and_handed_out(self) -> list:
+        """Every connection this server still has a hand in (for teardown)."""
+        return list(self._queue) + list(self._handed_out)
+
+    def forget(self, sock: TcpSocket) -> None:
+        """A handed-out socket is closed: the server no longer owns it."""
+        self._handed_out.discard(sock)
+
+    def close(self) -> None:
+        """Stop listening; close queued connections; handed-out ones stay."""
+        lsock, self._lsock = self._lsock, None
+        if lsock is not None:
+            self._stop_watching(lsock)
+            lsock.close()
+        while self._queue:
+            self._queue.popleft().release()
+
+    def destroy(self) -> None:
+        """The owner is gone: close too every socket this server handed out."""
+        self.close()
+        self.listener = None
+        for sock in list(self._handed_out):
+            sock.release()
+        self._handed_out.clear()
+
+    # ------------------------------------------------------------ accept loop
+    def _room(self) -> int:
+        return self._max_pending - len(self._queue) - self._wrapping
+
+    def _update_watch(self) -> None:
+        lsock = self._lsock
+        if lsock is None:
+            return
+        want = not self._paused and self._room() > 0
+        if want and not self._watching:
+            self._loop.add_reader(lsock.fileno(), self._accept_ready)
+            self._watching = True
+        elif not want and self._watching:
+            self._stop_watching(lsock)
+
+    def _stop_watching(self, lsock: _socket.socket) -> None:
+        if self._watching:
+            self._loop.remove_reader(lsock.fileno())
+            self._watching = False
+
+    def _accept_ready(self) -> None:
+        lsock = self._lsock
+        for _ in range(ACCEPT_BATCH):
+            if lsock is None or self._paused or self._room() <= 0:
+                break
+            try:
+                conn, _ = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in TRANSIENT_ACCEPT_ERRNOS:
+                    continue
+                self._accept_failed(exc)
+                return
+            self._wrap(conn)
+        self._update_watch()
+
+    def _accept_failed(self, exc: OSError) -> None:
+        code, text = classify(exc)
+        if exc.errno in RESOURCE_ERRNOS:
+            code = SocketError.SOCKET_RESOURCE
+        self.error, self.error_string = code, text
+        # As Qt does: stop accepting until the script resumes; otherwise a
+        # readable listening socket would spin the loop.
+        self._paused = True
+        self._update_watch()
+        self._events.post(self._emit, Event.ACCEPT_ERROR, int(code))
+
+    def _wrap(self, conn: _socket.socket) -> None:
+        conn.setblocking(False)
+        sock = TcpSocket(self._events, None, self._bind_address)
+        sock.detach()
+        self._wrapping += 1
+        task = self._loop.create_task(self._loop.connect_accepted_socket(lambda: sock, conn))
+        task.add_done_callback(lambda t: self._wrapped(t, sock, conn))
+
+    def _wrapped(self, task: asyncio.Task, sock: TcpSocket, conn: _socket.socket) -> None:
+        self._wrapping -= 1
+        if task.cancelled() or task.exception() is not None:
+            conn.close()
+        elif self._lsock is None:
+            sock.release()  # closed while we were wrapping it
+        else:
+            self._queue.append(sock)
+            self._events.post(self._emit, Event.NEW_CONNECTION, None, None)
+        self._update_watch()
+
+    def _emit(self, event: int, a: object, b: object) -> None:
+        listener = self.listener
+        if listener is not None:
+            listener(self, event, a, b)
+
+    def __repr__(self) -> str:
+        if self._lsock is not None:
+            return f"TcpServer(listening, port {self.port})"
+        return "TcpServer(not listening)"

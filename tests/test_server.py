@@ -1,0 +1,536 @@
+"""net.TcpServer, row by row of API.md's TcpServer table and the seed page."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import (
+    DOC_ECHO, SAFETY, connect, echo_once, free_port, in_thread, listening_entries,
+    lua_int, lua_list, recv_exact, recv_until_eof, refused, run_until, wait_for,
+)
+
+ADDRESS_IN_USE_ERROR = 8
+CONNECTED_STATE = 3
+
+
+def test_new_server_defaults(host):
+    host.execute("s = net.TcpServer.new()")
+    assert host.eval("s.listening") is False
+    assert lua_int(host, "s.port") == 0
+    assert host.eval("s.error_string") == b""
+    assert host.eval("s.error") is None
+    assert lua_int(host, "s.max_pending_connections") == 30
+    assert host.eval("s.has_pending_connections") is False
+    assert host.eval("require('net') == net") is True
+
+
+def test_listen_zero_picks_a_free_port_and_serves(host):
+    host.execute(DOC_ECHO)
+    port = lua_int(host, "server.port")
+    assert 0 < port <= 65535
+    assert host.eval("server.listening") is True
+    assert host.eval("server.error_string") == b""
+    assert listening_entries(port), "nothing listens on the reported port %d" % port
+    fut = in_thread(echo_once, port, b"hello over the wire\n")
+    assert wait_for(host, fut) == b"hello over the wire\n"
+
+
+def test_listen_returns_true(host):
+    host.execute("s = net.TcpServer.new()")
+    assert host.eval("s:listen(0)") is True
+
+
+def test_listen_on_a_given_port(host):
+    port = free_port()
+    host.execute("s = net.TcpServer.new()")
+    assert host.eval("s:listen(%d)" % port) is True
+    assert lua_int(host, "s.port") == port
+    assert host.eval("s.listening") is True
+    s = in_thread(connect, port)
+    wait_for(host, s).close()
+
+
+def test_listen_port_in_use_returns_false_with_error(host):
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(5)
+    port = blocker.getsockname()[1]
+    try:
+        host.execute("s = net.TcpServer.new()")
+        assert host.eval("s:listen(%d)" % port) is False
+        assert host.eval("s.listening") is False
+        assert lua_int(host, "s.port") == 0
+        assert host.eval("s.error_string") != b""
+        assert lua_int(host, "s.error") == ADDRESS_IN_USE_ERROR
+    finally:
+        blocker.close()
+
+
+def test_listen_port_taken_by_another_lua_server(host):
+    host.execute("a = net.TcpServer.new(); assert(a:listen(0)); b = net.TcpServer.new()")
+    port = lua_int(host, "a.port")
+    assert host.eval("b:listen(a.port)") is False
+    assert lua_int(host, "b.error") == ADDRESS_IN_USE_ERROR
+    assert host.eval("b.error_string") != b""
+    assert host.eval("a.listening") is True
+    assert lua_int(host, "a.port") == port
+
+
+@pytest.mark.parametrize("port", [65536, 70000, -1])
+def test_listen_port_out_of_range_returns_false(host, port):
+    host.execute("s = net.TcpServer.new()")
+    assert host.eval("s:listen(%d)" % port) is False
+    assert host.eval("s.listening") is False
+    assert lua_int(host, "s.port") == 0
+    assert host.eval("s.error_string") != b""
+
+
+def test_listen_when_already_listening_returns_false(host):
+    host.execute(DOC_ECHO)
+    port = lua_int(host, "server.port")
+    assert host.eval("server:listen(0)") is False
+    assert host.eval("server.error_string") != b""
+    assert host.eval("server.listening") is True
+    assert lua_int(host, "server.port") == port
+    fut = in_thread(echo_once, port, b"still here")
+    assert wait_for(host, fut) == b"still here"
+
+
+def test_listen_async_delivers_result_later(host):
+    host.execute("""
+        log = {}
+        s = net.TcpServer.new()
+        s:listen_async(0, function(server, result, err)
+            log[#log + 1] = tostring(server == s) .. " " .. tostring(result) .. " "
+                .. tostring(err) .. " " .. tostring(server.listening)
+        end)
+        during = #log
+    """)
+    assert lua_int(host, "during") == 0, "listen_async ran its callback inside the call"
+    run_until(host, lambda: host.eval("#log") == 1, "listen_async callback")
+    assert lua_list(host, "log") == ["true true nil true"]
+    port = lua_int(host, "s.port")
+    assert port > 0
+    wait_for(host, in_thread(connect, port)).close()
+    host.run_for(0.1)
+    assert lua_list(host, "log") == ["true true nil true"], "callback ran more than once"
+
+
+def test_listen_async_port_in_use_gives_false_and_nil_error(host):
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(5)
+    port = blocker.getsockname()[1]
+    try:
+        host.execute("""
+            log = {}
+            s = net.TcpServer.new()
+            s:listen_async(%d, function(server, result, err)
+                log[#log + 1] = tostring(result) .. " " .. tostring(err)
+            end)
+        """ % port)
+        run_until(host, lambda: host.eval("#log") == 1, "listen_async callback")
+        assert lua_list(host, "log") == ["false nil"]
+        assert host.eval("s.error_string") != b""
+        assert lua_int(host, "s.error") == ADDRESS_IN_USE_ERROR
+        assert host.eval("s.listening") is False
+    finally:
+        blocker.close()
+
+
+def test_max_pending_connections_is_writable(host):
+    host.execute("s = net.TcpServer.new(); s.max_pending_connections = 5")
+    assert lua_int(host, "s.max_pending_connections") == 5
+    host.execute("s.max_pending_connections = 0")
+    assert lua_int(host, "s.max_pending_connections") == 0
+    host.execute("s.max_pending_connections = 100")
+    assert lua_int(host, "s.max_pending_connections") == 100
+
+
+COUNTING_SERVER = """
+arrived = 0
+server = net.TcpServer.new()
+server.new_connection_handler = function(srv)
+    assert(srv == server)
+    arrived = arrived + 1
+end
+taken = {}
+function take()
+    local sock = server:next_pending_connection()
+    if sock then
+        taken[#taken + 1] = sock
+        sock.ready_read_handler = function(s) s:write_string(s:read_all_string()) end
+    end
+    return sock
+end
+"""
+
+
+def test_new_connection_handler_called_once_per_connection(host):
+    host.execute(COUNTING_SERVER + "assert(server:listen(0))")
+    port = lua_int(host, "server.port")
+    clients = [wait_for(host, in_thread(connect, port)) for _ in range(3)]
+    try:
+        run_until(host, lambda: host.eval("arrived") == 3, "3 new_connection_handler calls")
+        assert host.eval("server.has_pending_connections") is True
+        host.run_for(0.2)
+        assert lua_int(host, "arrived") == 3
+        for _ in range(3):
+            assert host.eval("take() ~= nil") is True
+        assert host.eval("take() == nil") is True
+        assert host.eval("server.has_pending_connections") is False
+        remote_ports = sorted(lua_int(host, "taken[%d].remote_port" % i) for i in (1, 2, 3))
+        assert remote_ports == sorted(c.getsockname()[1] for c in clients)
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_next_pending_connection_gives_connected_socket(host):
+    host.execute(COUNTING_SERVER + "assert(server:listen(0))")
+    port = lua_int(host, "server.port")
+    client = wait_for(host, in_thread(connect, port))
+    try:
+        run_until(host, lambda: host.eval("arrived") == 1, "new_connection_handler")
+        host.execute("sock = take()")
+        assert lua_int(host, "sock.state") == CONNECTED_STATE
+        assert host.eval("sock.valid") is True
+        assert host.eval("sock.is_open") is True
+        assert lua_int(host, "sock.open_mode") == 3
+        assert host.eval("sock.readable") is True
+        assert host.eval("sock.writeable") is True
+        assert host.eval("sock.sequential") is True
+        assert lua_int(host, "sock.pos") == 0
+        assert host.eval("sock.error") is None
+        assert host.eval("sock.error_string") == b""
+        assert lua_int(host, "sock.bytes_available") == 0
+        assert host.eval("sock.local_address") == b"127.0.0.1"
+        assert lua_int(host, "sock.local_port") == port
+        assert host.eval("sock.remote_address") == b"127.0.0.1"
+        assert lua_int(host, "sock.remote_port") == client.getsockname()[1]
+        assert host.eval("server.has_pending_connections") is False
+    finally:
+        client.close()
+
+
+def test_next_pending_connection_nil_when_none(host):
+    host.execute("s = net.TcpServer.new()")
+    assert host.eval("s:next_pending_connection() == nil") is True
+    host.execute("assert(s:listen(0))")
+    assert host.eval("s:next_pending_connection() == nil") is True
+
+
+def test_next_pending_connection_async(host):
+    host.execute(COUNTING_SERVER + "assert(server:listen(0))")
+    port = lua_int(host, "server.port")
+    client = wait_for(host, in_thread(connect, port))
+    try:
+        run_until(host, lambda: host.eval("arrived") == 1, "new_connection_handler")
+        host.execute("""
+            log = {}
+            server:next_pending_connection_async(function(srv, sock)
+                log[#log + 1] = tostring(srv == server) .. " " .. (sock and tostring(sock.state) or "nil")
+                got = sock
+            end)
+            during = #log
+        """)
+        assert lua_int(host, "during") == 0, "callback ran inside next_pending_connection_async"
+        run_until(host, lambda: host.eval("#log") == 1, "first callback")
+        assert lua_list(host, "log") == ["true 3"]
+        assert lua_int(host, "got.remote_port") == client.getsockname()[1]
+        host.execute("""
+            server:next_pending_connection_async(function(srv, sock)
+                log[#log + 1] = tostring(srv == server) .. " " .. (sock and tostring(sock.state) or "nil")
+            end)
+            during = #log
+        """)
+        assert lua_int(host, "during") == 1
+        run_until(host, lambda: host.eval("#log") == 2, "second callback")
+        assert lua_list(host, "log") == ["true 3", "true nil"]
+    finally:
+        client.close()
+
+
+def _client_with_id(port, ident):
+    with connect(port) as s:
+        s.sendall(b"id %d\n" % ident)
+        return recv_exact(s, len(b"id %d\n" % ident))
+
+
+def test_pending_queue_holds_max_pending_and_drops_nothing(host):
+    host.execute(COUNTING_SERVER + """
+        server.max_pending_connections = 2
+        assert(server:listen(0))
+    """)
+    port = lua_int(host, "server.port")
+    futs = [in_thread(_client_with_id, port, i) for i in range(5)]
+    run_until(host, lambda: host.eval("arrived") == 2, "2 queued connections")
+    host.run_for(0.3)
+    assert lua_int(host, "arrived") == 2, "more than max_pending_connections were queued"
+    assert host.eval("server.has_pending_connections") is True
+    for k in range(1, 6):
+        assert host.eval("take() ~= nil") is True
+        expected = min(5, k + 2)
+        run_until(host, lambda: host.eval("arrived") == expected, "%d arrivals" % expected)
+        host.run_for(0.1)
+        assert lua_int(host, "arrived") == expected
+    assert host.eval("take() == nil") is True
+    replies = [wait_for(host, f) for f in futs]
+    assert replies == [b"id %d\n" % i for i in range(5)]
+
+
+def test_pause_accepting_keeps_clients_waiting_until_resume(host):
+    host.execute(COUNTING_SERVER + "assert(server:listen(0)); server:pause_accepting()")
+    port = lua_int(host, "server.port")
+    futs = [in_thread(_client_with_id, port, i) for i in range(3)]
+    host.run_for(0.5)
+    assert lua_int(host, "arrived") == 0, "a paused server accepted a connection"
+    assert host.eval("server.has_pending_connections") is False
+    assert host.eval("server.listening") is True
+    host.execute("server:resume_accepting()")
+    run_until(host, lambda: host.eval("arrived") == 3, "3 arrivals after resume")
+    for _ in range(3):
+        assert host.eval("take() ~= nil") is True
+    replies = sorted(wait_for(host, f) for f in futs)
+    assert replies == [b"id %d\n" % i for i in range(3)]
+
+
+def test_pause_accepting_leaves_queued_connections_queued(host):
+    host.execute(COUNTING_SERVER + "assert(server:listen(0))")
+    port = lua_int(host, "server.port")
+    first = [in_thread(_client_with_id, port, i) for i in range(2)]
+    run_until(host, lambda: host.eval("arrived") == 2, "2 arrivals")
+    host.execute("server:pause_accepting()")
+    late = in_thread(_client_with_id, port, 7)
+    host.run_for(0.3)
+    assert lua_int(host, "arrived") == 2
+    assert host.eval("server.has_pending_connections") is True
+    assert host.eval("take() ~= nil") is True
+    assert host.eval("take() ~= nil") is True
+    assert host.eval("take() == nil") is True
+    assert sorted(wait_for(host, f) for f in first) == [b"id 0\n", b"id 1\n"]
+    assert not late.done()
+    host.execute("server:resume_accepting()")
+    run_until(host, lambda: host.eval("arrived") == 3, "the late client")
+    assert host.eval("take() ~= nil") is True
+    assert wait_for(host, late) == b"id 7\n"
+
+
+def test_close_stops_listening_and_closes_queued_only(host):
+    host.execute(COUNTING_SERVER + "assert(server:listen(0))")
+    port = lua_int(host, "server.port")
+    kept = wait_for(host, in_thread(connect, port))
+    run_until(host, lambda: host.eval("arrived") == 1, "first arrival")
+    host.execute("kept = take()")
+    queued = wait_for(host, in_thread(connect, port))
+    run_until(host, lambda: host.eval("arrived") == 2, "second arrival")
+    try:
+        host.execute("server:close()")
+        assert host.eval("server.listening") is False
+        assert lua_int(host, "server.port") == 0
+        assert host.eval("server.has_pending_connections") is False
+        # the queued, never taken connection is closed: its client sees EOF
+        assert wait_for(host, in_thread(recv_until_eof, queued)) == b""
+        # the taken one is untouched and still echoes
+        assert lua_int(host, "kept.state") == CONNECTED_STATE
+
+        def echo_on(s, payload):
+            s.sendall(payload)
+            return recv_exact(s, len(payload))
+
+        assert wait_for(host, in_thread(echo_on, kept, b"after close")) == b"after close"
+        assert refused(port)
+        # closing twice is harmless
+        host.execute("server:close()")
+        assert host.eval("server.listening") is False
+        assert host.eval("server.error_string") == b""
+        # listen works again afterwards
+        assert host.eval("server:listen(0)") is True
+        new_port = lua_int(host, "server.port")
+        assert new_port > 0
+        c = wait_for(host, in_thread(connect, new_port))
+        run_until(host, lambda: host.eval("arrived") == 3, "arrival after re-listen")
+        assert host.eval("take() ~= nil") is True
+        assert wait_for(host, in_thread(echo_on, c, b"again")) == b"again"
+        c.close()
+    finally:
+        kept.close()
+        queued.close()
+
+
+def test_close_on_a_server_that_never_listened(host):
+    host.execute("s = net.TcpServer.new(); s:close(); s:close()")
+    assert host.eval("s.listening") is False
+    assert lua_int(host, "s.port") == 0
+
+
+def test_tostring_server(host):
+    host.execute("s = net.TcpServer.new()")
+    text = host.eval("tostring(s)")
+    assert isinstance(text, bytes) and b"TcpServer" in text
+    host.execute("assert(s:listen(0))")
+    port = lua_int(host, "s.port")
+    text = host.eval("tostring(s)")
+    assert b"TcpServer" in text and str(port).encode() in text
+
+
+def test_handler_error_is_reported_and_server_keeps_serving(make_host):
+    host = make_host()
+    host.execute("""
+        count = 0
+        server = net.TcpServer.new()
+        server.new_connection_handler = function(srv)
+            count = count + 1
+            local sock = srv:next_pending_connection()
+            sock.ready_read_handler = function(s) s:write_string(s:read_all_string()) end
+            if count == 1 then error("boom in new_connection_handler") end
+        end
+        assert(server:listen(0))
+    """)
+    port = lua_int(host, "server.port")
+    assert wait_for(host, in_thread(echo_once, port, b"first")) == b"first"
+    assert wait_for(host, in_thread(echo_once, port, b"second")) == b"second"
+    assert lua_int(host, "count") == 2
+    assert len(make_host.errors) == 1
+    message = make_host.errors[0]
+    assert isinstance(message, str)
+    assert "boom in new_connection_handler" in message
+    assert "traceback" in message
+    make_host.errors.clear()
+
+
+def test_on_error_default_logs_on_luanet_logger(caplog):
+    from luanet import LuaHost
+    with LuaHost(bind_address="127.0.0.1") as host:
+        host.execute("""
+            server = net.TcpServer.new()
+            server.new_connection_handler = function(srv)
+                srv:next_pending_connection():close()
+                error("default reporting goes to the log")
+            end
+            assert(server:listen(0))
+        """)
+        port = lua_int(host, "server.port")
+        with caplog.at_level("ERROR", logger="luanet"):
+            c = wait_for(host, in_thread(connect, port))
+            run_until(host, lambda: any("default reporting goes to the log" in r.getMessage()
+                                        for r in caplog.records), "the logged error")
+            c.close()
+    records = [r for r in caplog.records if "default reporting goes to the log" in r.getMessage()]
+    assert records[0].levelname == "ERROR"
+    assert records[0].name.split(".")[0] == "luanet"
+
+
+# --------------------------------------------------------------------------
+# accept_error_handler: out of file descriptors, in a subprocess
+
+EXHAUST_SCRIPT = r"""
+import json, os, resource, select, socket, sys
+from luanet import LuaHost
+
+M = 8
+out = {}
+host = LuaHost(bind_address="127.0.0.1", on_error=lambda m: out.setdefault("lua_errors", []).append(m))
+host.execute('''
+    accept_errors = {}
+    arrived = 0
+    server = net.TcpServer.new()
+    server.accept_error_handler = function(srv, err)
+        accept_errors[#accept_errors + 1] = err
+    end
+    server.new_connection_handler = function(srv)
+        local sock = srv:next_pending_connection()
+        arrived = arrived + 1
+        sock.ready_read_handler = function(s) s:write_string(s:read_all_string()) end
+    end
+    assert(server:listen(0))
+''')
+port = int(host.eval("server.port"))
+host.run_for(0.05)
+
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+opened = len(os.listdir("/proc/self/fd"))
+resource.setrlimit(resource.RLIMIT_NOFILE, (opened + 40, hard))
+
+fillers = []
+try:
+    while True:
+        fillers.append(os.open("/dev/null", os.O_RDONLY))
+except OSError:
+    pass
+# room for exactly M client sockets, none for the server's accept()
+for _ in range(M):
+    os.close(fillers.pop())
+clients = []
+for i in range(M):
+    s = socket.socket()
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    clients.append(s)
+
+out["waited"] = host.run_until(lambda: host.eval("#accept_errors") >= 1, 10.0)
+out["accept_errors"] = [int(x) for x in host.eval("table.concat(accept_errors, ',')").decode().split(",") if x]
+out["arrived_when_exhausted"] = int(host.eval("arrived"))
+
+for fd in fillers:
+    os.close(fd)
+fillers = []
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+host.run_for(0.5)
+out["arrived_while_paused"] = int(host.eval("arrived"))
+out["accept_errors_after_free"] = int(host.eval("#accept_errors"))
+
+host.execute("server:resume_accepting()")
+out["resumed"] = host.run_until(lambda: int(host.eval("arrived")) == M, 10.0)
+out["arrived_after_resume"] = int(host.eval("arrived"))
+for i, s in enumerate(clients):
+    s.sendall(b"client %d" % i)
+
+def all_readable():
+    r, _, _ = select.select(clients, [], [], 0)
+    return len(r) == len(clients)
+
+out["replied"] = host.run_until(all_readable, 10.0)
+replies = []
+for s in clients:
+    s.setblocking(False)
+    try:
+        replies.append(s.recv(100).decode())
+    except BlockingIOError:
+        replies.append(None)
+out["replies"] = replies
+for s in clients:
+    s.close()
+host.close()
+print(json.dumps(out))
+"""
+
+
+def test_descriptor_exhaustion_pauses_server_until_resume(tmp_path):
+    script = tmp_path / "exhaust.py"
+    script.write_text(EXHAUST_SCRIPT)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=90, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    m = 8
+    assert out["waited"] is True, out
+    # one accept error, SOCKET_RESOURCE_ERROR (4), then the server pauses
+    assert out["accept_errors"] == [4], out
+    assert out["arrived_when_exhausted"] == 0, out
+    assert out["arrived_while_paused"] == 0, out
+    assert out["accept_errors_after_free"] == 1, out
+    assert out["resumed"] is True, out
+    assert out["arrived_after_resume"] == m, out
+    assert out["replied"] is True, out
+    assert out["replies"] == ["client %d" % i for i in range(m)], out
+    assert "lua_errors" not in out, out
