@@ -35,8 +35,10 @@ local function typename(v, given)
   return type(v)
 end
 
+-- Level 5: argerror <- CHECK.* <- check_args <- method wrapper <- the caller.
+-- (None of those may tail-call, or the level would shift.)
 local function argerror(fname, n, msg)
-  error(format("bad argument #%d to '%s' (%s)", n, fname, msg), 4)
+  error(format("bad argument #%d to '%s' (%s)", n, fname, msg), 5)
 end
 
 -- Argument kinds, checked the way luaL_check* / luaL_opt* do. Each returns
@@ -56,7 +58,8 @@ end
 
 function CHECK.opt_integer(fname, n, v, given)
   if v == nil then return nil end
-  return CHECK.integer(fname, n, v, given)
+  local checked = CHECK.integer(fname, n, v, given)
+  return checked
 end
 
 function CHECK.size(fname, n, v, given)  -- an optional non-negative integer
@@ -211,7 +214,8 @@ end
 local function method(class, fname, kinds, body)
   class.methods[fname] = function(self, ...)
     local rec = self_record(self, class, fname)
-    return body(self, rec, check_args(fname, kinds, ...))
+    local result = body(self, rec, check_args(fname, kinds, ...))
+    return result  -- not a tail call: error levels count this frame
   end
 end
 
@@ -400,7 +404,7 @@ method_with_async(TcpSocket, "open", { "integer" }, function() return false end)
 
 method(TcpSocket, "connect", { "string", "integer", "opt_integer" }, function(_, rec, host, port, mode)
   if mode ~= nil and not VALID_MODES[mode] then
-    argerror("connect", 3, "invalid open mode " .. tostring(mode))
+    error(format("bad argument #3 to 'connect' (invalid open mode %s)", tostring(mode)), 3)
   end
   buf_reset(rec)
   return native.connect(rec.id, host, port, mode or 3)
