@@ -32,4 +32,15 @@ function luanet.run_for(seconds)
   if ok == nil then error(err, 2) end
 end
 
-return luanet
+-- print, as the standalone lua prints (tab-separated tostring of each
+-- argument), but through the host's stdout so a line shows when printed and
+-- Python can capture it.
+local select, concat = select, table.concat
+local function print(...)
+  local n = select("#", ...)
+  local parts = { ... }
+  for i = 1, n do parts[i] = tostring(parts[i]) end
+  native.write_stdout(concat(parts, "\t", 1, n) .. "\n")
+end
+
+return luanet, print

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -114,7 +115,8 @@ class Bridge:
 
         native = self.runtime.table_from({k.encode(): v for k, v in self.native_functions().items()})
         self.net, self._dispatch, self._shutdown = self._run_chunk("net.lua", native)
-        self.luanet = self._run_chunk("luanet.lua", native)
+        self.luanet, lua_print = self._run_chunk("luanet.lua", native)
+        self.runtime.globals()[b"print"] = lua_print
         self._install_modules()
         if sandbox:
             self._run_chunk("sandbox.lua")
@@ -146,6 +148,7 @@ class Bridge:
             "get": self._get,
             "defer": self._defer,
             "report_error": self._lua_error,
+            "write_stdout": _write_stdout,
             "run_until": self._lua_run_until,
             "run_for": self._lua_run_for,
             # TcpServer
@@ -283,6 +286,18 @@ class Bridge:
                 closing.append(obj)
                 obj.release()
         return closing
+
+
+def _write_stdout(data: bytes) -> None:
+    out = sys.stdout
+    buffer = getattr(out, "buffer", None)
+    if buffer is not None:
+        out.flush()
+        buffer.write(data)
+        buffer.flush()
+    else:  # a text-only stream (e.g. captured by a test runner)
+        out.write(data.decode("utf-8", "replace"))
+        out.flush()
 
 
 def _lua_message(exc: BaseException) -> str:

@@ -86,9 +86,15 @@ class LuaHost:
         return self._call_lua(self._bridge.runtime.execute, source, name=chunk_name,
                               mode="t" if self.sandbox else None)
 
-    def execute_file(self, path: Union[str, os.PathLike]) -> Any:
+    def execute_file(self, path: Union[str, os.PathLike], *args: Any) -> Any:
+        """Run a Lua file; ``args`` arrive in the chunk as ``...``."""
         path = Path(path)
-        return self.execute(path.read_bytes(), name="@" + str(path))
+        source = path.read_bytes()
+        if source.startswith(b"#"):  # a shebang line, as the standalone lua skips it
+            source = b"--" + source
+        chunk = self._call_lua(self._bridge.runtime.compile, source, name="@" + str(path),
+                               mode="t" if self.sandbox else None)
+        return self._call_lua(chunk, *args)
 
     def eval(self, expression: Union[str, bytes]) -> Any:
         if isinstance(expression, str):
