@@ -35,67 +35,59 @@ local function typename(v, given)
   return type(v)
 end
 
--- Level 5: argerror <- CHECK.* <- check_args <- method wrapper <- the caller.
--- (None of those may tail-call, or the level would shift.)
-local function argerror(fname, n, msg)
-  error(format("bad argument #%d to '%s' (%s)", n, fname, msg), 5)
-end
-
 -- Argument kinds, checked the way luaL_check* / luaL_opt* do. Each returns
--- the normalised value. Called as check(fname, n, v, given).
+-- the normalised value, or nil and the reason.
 local CHECK = {}
 
-function CHECK.integer(fname, n, v, given)
+function CHECK.integer(v, given)
   if type(v) == "string" then v = tonumber(v) or v end
-  if type(v) ~= "number" then
-    argerror(fname, n, "number expected, got " .. typename(v, given))
-  end
+  if type(v) ~= "number" then return nil, "number expected, got " .. typename(v, given) end
   if v ~= v or v == huge or v == -huge or floor(v) ~= v then
-    argerror(fname, n, "number has no integer representation")
+    return nil, "number has no integer representation"
   end
   return v
 end
 
-function CHECK.opt_integer(fname, n, v, given)
+function CHECK.opt_integer(v, given)
   if v == nil then return nil end
-  local checked = CHECK.integer(fname, n, v, given)
-  return checked
+  return CHECK.integer(v, given)
 end
 
-function CHECK.size(fname, n, v, given)  -- an optional non-negative integer
+function CHECK.size(v, given)  -- an optional non-negative integer
   if v == nil then return nil end
-  v = CHECK.integer(fname, n, v, given)
-  if v < 0 then argerror(fname, n, "non-negative number expected, got " .. tostring(v)) end
-  return v
+  local n, why = CHECK.integer(v, given)
+  if why then return nil, why end
+  if n < 0 then return nil, "non-negative number expected, got " .. tostring(n) end
+  return n
 end
 
-function CHECK.string(fname, n, v, given)
+function CHECK.string(v, given)
   local t = type(v)
   if t == "number" then return tostring(v) end
-  if t ~= "string" then argerror(fname, n, "string expected, got " .. typename(v, given)) end
+  if t ~= "string" then return nil, "string expected, got " .. typename(v, given) end
   return v
 end
 
-function CHECK.table(fname, n, v, given)
-  if type(v) ~= "table" then argerror(fname, n, "table expected, got " .. typename(v, given)) end
+function CHECK.table(v, given)
+  if type(v) ~= "table" then return nil, "table expected, got " .. typename(v, given) end
   return v
 end
 
-function CHECK.callback(fname, n, v, given)
-  if type(v) ~= "function" then argerror(fname, n, "function expected, got " .. typename(v, given)) end
+function CHECK.callback(v, given)
+  if type(v) ~= "function" then return nil, "function expected, got " .. typename(v, given) end
   return v
 end
 
--- Check varargs against a list of kinds; returns the normalised values.
-local function check_args(fname, kinds, ...)
-  local given = select("#", ...)
+-- Check arguments[first..last] against `kinds`; returns the checked values.
+-- Raises at level 3: check_args <- method wrapper <- the script's call.
+local function check_args(fname, kinds, given, args)
   local nk = #kinds
-  if nk == 0 then return end
-  local out = { ... }
   for i = 1, nk do
-    out[i] = CHECK[kinds[i]](fname, i, out[i], i <= given)
+    local v, why = CHECK[kinds[i]](args[i], i <= given)
+    if why then error(format("bad argument #%d to '%s' (%s)", i, fname, why), 3) end
+    args[i] = v
   end
-  return unpack(out, 1, nk)
+  return args
 end
 
 -- The record of `self`, or an error that says how the method should be called.
@@ -212,26 +204,34 @@ end
 
 -- A method, with its arguments checked against `kinds`.
 local function method(class, fname, kinds, body)
+  local nk = #kinds
   class.methods[fname] = function(self, ...)
     local rec = self_record(self, class, fname)
-    local result = body(self, rec, check_args(fname, kinds, ...))
-    return result  -- not a tail call: error levels count this frame
+    local args = check_args(fname, kinds, select("#", ...), { ... })
+    local result = body(self, rec, unpack(args, 1, nk))
+    return result  -- not a tail call: errors raised in body count this frame
   end
 end
 
--- method + its _async twin: cb(self, result, error) runs later from the loop.
+-- method + its _async twin, whose last argument is cb(self, result, error),
+-- run later from the loop. Optional arguments before cb may be left out.
 local function method_with_async(class, fname, kinds, body)
   method(class, fname, kinds, body)
   local async_name = fname .. "_async"
-  local async_kinds = { unpack(kinds) }
-  async_kinds[#async_kinds + 1] = "callback"
-  local ncb = #async_kinds
+  local nk = #kinds
   class.methods[async_name] = function(self, ...)
     local rec = self_record(self, class, async_name)
-    local args = { check_args(async_name, async_kinds, ...) }
-    local cb = args[ncb]
+    local n = select("#", ...)
+    local cb = (select(n > 0 and n or 1, ...))
+    if type(cb) ~= "function" then
+      error(format("bad argument #%d to '%s' (function expected as the last argument, got %s)",
+        n > 0 and n or 1, async_name, typename(cb, n > 0)), 2)
+    end
+    local args = { ... }
+    args[n] = nil  -- the callback is not one of the operation's arguments
+    check_args(async_name, kinds, n - 1, args)
     defer(function()
-      local ok, result = pcall(body, self, rec, unpack(args, 1, ncb - 1))
+      local ok, result = pcall(body, self, rec, unpack(args, 1, nk))
       if ok then cb(self, result, nil) else cb(self, nil, tostring(result)) end
     end)
   end
@@ -460,7 +460,7 @@ end
 method(TcpServer, "next_pending_connection", {}, take_pending)
 TcpServer.methods.next_pending_connection_async = function(self, ...)
   local rec = self_record(self, TcpServer, "next_pending_connection_async")
-  local cb = check_args("next_pending_connection_async", { "callback" }, ...)
+  local cb = check_args("next_pending_connection_async", { "callback" }, select("#", ...), { ... })[1]
   defer(function() cb(self, take_pending(self, rec)) end)
 end
 

@@ -68,7 +68,7 @@ def run_script(argv: Sequence[str]) -> int:
     script, args, lua, sandbox, bind = parse_run_args(argv)
     logging.basicConfig(level=logging.INFO, format="luanet: %(message)s", stream=sys.stderr)
     try:
-        host = LuaHost(lua=lua, sandbox=sandbox, bind_address=bind)
+        host = LuaHost(lua=lua, sandbox=sandbox, bind_address=bind, event_loop="auto")
     except OSError as exc:
         print(f"luanet: {exc}", file=sys.stderr)
         return 1
@@ -76,7 +76,7 @@ def run_script(argv: Sequence[str]) -> int:
         arg = host._bridge.runtime.table_from(
             {i: a.encode() for i, a in enumerate([script] + list(args))})
         arg[-1] = b"luanet"
-        host.globals[b"arg"] = arg
+        host.globals["arg"] = arg
         try:
             host.execute_file(script, *[a.encode() for a in args])
         except LuaError as exc:

@@ -34,13 +34,21 @@ class LuaError(Exception):
         self.traceback = traceback
 
 
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when installed (pip install luanet[fast]), unless LUANET_LOOP=asyncio."""
-    if os.environ.get("LUANET_LOOP", "").lower() != "asyncio":
+def new_event_loop(kind: Optional[str] = None) -> asyncio.AbstractEventLoop:
+    """An event loop of the given kind: "asyncio", "uvloop", or "auto" (uvloop
+    when installed, via pip install luanet[fast]). LUANET_LOOP overrides.
+
+    LuaHost defaults to asyncio: uvloop makes a socket pair for signals on
+    every run_until_complete, which a host driven by many short run_until
+    calls pays for each time, and which fails once descriptors run out.
+    `luanet run` runs its loop once and asks for "auto"."""
+    kind = os.environ.get("LUANET_LOOP") or kind or "asyncio"
+    if kind in ("uvloop", "auto"):
         try:
             import uvloop
         except ImportError:
-            pass
+            if kind == "uvloop":
+                raise
         else:
             return uvloop.new_event_loop()
     return asyncio.new_event_loop()
@@ -53,12 +61,58 @@ def _as_lua_error(exc: BaseException) -> LuaError:
     return LuaError(message, "stack traceback:" + trace if trace else "")
 
 
+def _to_lua(value: Any) -> Any:
+    # The runtime has no text encoding (bytes stay bytes): a Python str would
+    # reach Lua as an opaque Python object, so text goes over as UTF-8.
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+
+class LuaGlobals:
+    """The Lua global table, by item or attribute: host.globals["x"] = 1,
+    host.globals.x. Values come back as Lua gives them (strings as bytes)."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: Any):
+        object.__setattr__(self, "_table", table)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._table[_to_lua(key)]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._table[_to_lua(key)] = _to_lua(value)
+
+    def __delitem__(self, key: Any) -> None:
+        self._table[_to_lua(key)] = None
+
+    def __contains__(self, key: Any) -> bool:
+        return self._table[_to_lua(key)] is not None
+
+    def __getattr__(self, name: str) -> Any:
+        return self._table[name.encode("utf-8")]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._table[name.encode("utf-8")] = _to_lua(value)
+
+    def keys(self):
+        return self._table.keys()
+
+    def items(self):
+        return self._table.items()
+
+    @property
+    def table(self) -> Any:
+        """The underlying lupa table."""
+        return self._table
+
+
 class LuaHost:
     def __init__(self, lua: str = "5.4", sandbox: bool = True, bind_address: Optional[str] = None,
                  on_error: Optional[Callable[[str], Any]] = None,
-                 loop: Optional[asyncio.AbstractEventLoop] = None):
+                 loop: Optional[asyncio.AbstractEventLoop] = None,
+                 event_loop: Optional[str] = None):
         self._owns_loop = loop is None
-        self.loop = new_event_loop() if loop is None else loop
+        self.loop = new_event_loop(event_loop) if loop is None else loop
         self._events = EventQueue(self.loop)
         self._on_error = on_error
         self._stop: Optional[asyncio.Future] = None
@@ -72,9 +126,11 @@ class LuaHost:
 
     # ------------------------------------------------------------ running Lua
     @property
-    def globals(self) -> Any:
-        """The Lua global table."""
-        return self._bridge.runtime.globals()
+    def globals(self) -> "LuaGlobals":
+        """The Lua global table (str keys and values are passed as UTF-8 bytes)."""
+        if self._closed:
+            raise RuntimeError("this LuaHost is closed")
+        return LuaGlobals(self._bridge.runtime.globals())
 
     def execute(self, source: Union[str, bytes], name: Optional[str] = None) -> Any:
         """Run a chunk of Lua. A Lua error raises LuaError."""

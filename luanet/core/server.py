@@ -189,7 +189,7 @@ class TcpServer:
         # readable listening socket would spin the loop.
         self._paused = True
         self._update_watch()
-        self._events.post(self._emit, Event.ACCEPT_ERROR, int(code))
+        self._events.post(self._emit, Event.ACCEPT_ERROR, int(code), None)
 
     def _wrap(self, conn: _socket.socket) -> None:
         conn.setblocking(False)
