@@ -1,0 +1,1 @@
+"""The Lua half of luanet, shipped as package data (see pyproject.toml)."""
