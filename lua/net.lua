@@ -205,6 +205,24 @@ end
 -- A method, with its arguments checked against `kinds`.
 local function method(class, fname, kinds, body)
   local nk = #kinds
+  if nk == 0 then  -- the hot path (read_all_string): no argument table
+    class.methods[fname] = function(self)
+      local rec = self_record(self, class, fname)
+      local result = body(self, rec)
+      return result
+    end
+    return
+  elseif nk == 1 then  -- the other hot path (write_string)
+    local check = CHECK[kinds[1]]
+    class.methods[fname] = function(self, ...)
+      local rec = self_record(self, class, fname)
+      local v, why = check((...), select("#", ...) > 0)
+      if why then error(format("bad argument #1 to '%s' (%s)", fname, why), 2) end
+      local result = body(self, rec, v)
+      return result
+    end
+    return
+  end
   class.methods[fname] = function(self, ...)
     local rec = self_record(self, class, fname)
     local args = check_args(fname, kinds, select("#", ...), { ... })
