@@ -53,12 +53,16 @@ function CHECK.opt_integer(v, given)
   return CHECK.integer(v, given)
 end
 
-function CHECK.size(v, given)  -- an optional non-negative integer
-  if v == nil then return nil end
+function CHECK.count(v, given)  -- a required non-negative integer
   local n, why = CHECK.integer(v, given)
   if why then return nil, why end
   if n < 0 then return nil, "non-negative number expected, got " .. tostring(n) end
   return n
+end
+
+function CHECK.size(v, given)  -- an optional non-negative integer
+  if v == nil then return nil end
+  return CHECK.count(v, given)
 end
 
 function CHECK.string(v, given)
@@ -407,8 +411,8 @@ method_with_async(TcpSocket, "read_line_string", { "size" }, function(_, rec, ma
 method_with_async(TcpSocket, "read_line_bytes", { "size" }, function(_, rec, max) return to_bytes(read_line(rec, max)) end)
 method_with_async(TcpSocket, "read_all_string", {}, function(_, rec) return buf_take(rec, nil) end)
 method_with_async(TcpSocket, "read_all_bytes", {}, function(_, rec) return to_bytes(buf_take(rec, nil)) end)
-method_with_async(TcpSocket, "peek_string", { "size" }, function(_, rec, max) return buf_peek(rec, max) end)
-method_with_async(TcpSocket, "peek_bytes", { "size" }, function(_, rec, max) return to_bytes(buf_peek(rec, max)) end)
+method_with_async(TcpSocket, "peek_string", { "count" }, function(_, rec, max) return buf_peek(rec, max) end)
+method_with_async(TcpSocket, "peek_bytes", { "count" }, function(_, rec, max) return to_bytes(buf_peek(rec, max)) end)
 method_with_async(TcpSocket, "write_string", { "string" }, function(_, rec, data)
   return native.write(rec.id, data)
 end)
