@@ -7,12 +7,11 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
 from conftest import (
-    DOC_ECHO, SAFETY, connect, echo_once, free_port, in_thread, listening_entries,
+    DOC_ECHO, connect, echo_once, free_port, in_thread, listening_entries,
     lua_int, lua_list, recv_exact, recv_until_eof, refused, run_until, wait_for,
 )
 
@@ -485,6 +484,7 @@ fillers = []
 resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 host.run_for(0.5)
 out["arrived_while_paused"] = int(host.eval("arrived"))
+out["listening_while_paused"] = host.eval("server.listening")
 out["accept_errors_after_free"] = int(host.eval("#accept_errors"))
 
 host.execute("server:resume_accepting()")
@@ -528,6 +528,7 @@ def test_descriptor_exhaustion_pauses_server_until_resume(tmp_path):
     assert out["accept_errors"] == [4], out
     assert out["arrived_when_exhausted"] == 0, out
     assert out["arrived_while_paused"] == 0, out
+    assert out["listening_while_paused"] is True, out
     assert out["accept_errors_after_free"] == 1, out
     assert out["resumed"] is True, out
     assert out["arrived_after_resume"] == m, out
