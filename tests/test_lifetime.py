@@ -1,0 +1,130 @@
+"""Object lifetime and garbage collection (API.md "Lifetime"), on 5.4, 5.1 and
+LuaJIT (the last two have no __gc on tables)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from conftest import (
+    GC_LUAS, SAFETY, connect, echo_once, in_thread, lua_int, recv_exact, recv_until_eof, refused,
+    run_until, wait_for,
+)
+
+# The server keeps no Lua reference to the sockets it hands out.
+GC_SERVER = """
+server = net.TcpServer.new()
+server.new_connection_handler = function(srv)
+    local s = srv:next_pending_connection()
+    s.ready_read_handler = function(s) s:write_string(s:read_all_string()) end
+    taken = (taken or 0) + 1
+end
+assert(server:listen(0))
+"""
+
+COLLECT = "collectgarbage('collect'); collectgarbage('collect')"
+
+
+def _echo_on(s, payload):
+    s.sendall(payload)
+    return recv_exact(s, len(payload))
+
+
+def _refused_soon(host, port):
+    """Drive the loop until a connect to port is refused (probing at most
+    every 50 ms, so a server that wrongly keeps listening is not flooded)."""
+    last = [0.0]
+
+    def probe():
+        now = time.monotonic()
+        if now - last[0] < 0.05:
+            return False
+        last[0] = now
+        return refused(port)
+
+    return host.run_until(probe, SAFETY)
+
+
+@pytest.mark.parametrize("lua", GC_LUAS)
+def test_collected_server_stops_listening_and_closes_its_sockets(make_host, lua, caplog):
+    host = make_host(lua=lua)
+    host.execute(GC_SERVER)
+    port = lua_int(host, "server.port")
+    client = wait_for(host, in_thread(connect, port))
+    try:
+        assert wait_for(host, in_thread(_echo_on, client, b"before")) == b"before"
+        assert lua_int(host, "taken") == 1
+        eof = in_thread(recv_until_eof, client)
+        with caplog.at_level("WARNING"):
+            host.execute("server = nil; " + COLLECT)
+            # the socket it handed out is closed: the client sees EOF
+            assert wait_for(host, eof) == b""
+            # and it no longer listens
+            assert _refused_soon(host, port) is True, "the collected server still listens"
+        # a listening server that is collected logs a warning naming its port
+        warnings = [r for r in caplog.records
+                    if r.levelname == "WARNING" and str(port) in r.getMessage()]
+        assert warnings, [r.getMessage() for r in caplog.records]
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("lua", GC_LUAS)
+def test_sockets_without_lua_reference_live_while_server_lives(make_host, lua):
+    host = make_host(lua=lua)
+    host.execute(GC_SERVER)
+    port = lua_int(host, "server.port")
+    clients = [wait_for(host, in_thread(connect, port)) for _ in range(3)]
+    try:
+        run_until(host, lambda: host.eval("taken") == 3, "3 taken sockets")
+        for round_ in range(10):
+            host.execute(COLLECT)
+            host.run_for(0.01)
+            for i, c in enumerate(clients):
+                payload = b"round %d client %d" % (round_, i)
+                assert wait_for(host, in_thread(_echo_on, c, payload)) == payload
+        assert host.eval("server.listening") is True
+    finally:
+        for c in clients:
+            c.close()
+
+
+@pytest.mark.parametrize("lua", GC_LUAS)
+def test_collected_new_socket_is_closed(make_host, lua):
+    host = make_host(lua=lua)
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(5)
+    ls.settimeout(SAFETY)
+    port = ls.getsockname()[1]
+    try:
+        accepted = in_thread(ls.accept)
+        host.execute("""
+            c = net.TcpSocket.new()
+            c.connected_handler = function(s) connected = true end
+            c:connect("127.0.0.1", %d)
+        """ % port)
+        conn, _ = wait_for(host, accepted)
+        run_until(host, lambda: host.eval("connected") is True, "connected")
+        conn.settimeout(SAFETY)
+        eof = in_thread(recv_until_eof, conn)
+        host.execute("c = nil; " + COLLECT)
+        assert wait_for(host, eof) == b"", "the collected socket was not closed"
+        conn.close()
+    finally:
+        ls.close()
+
+
+@pytest.mark.parametrize("lua", GC_LUAS)
+def test_referenced_server_is_not_collected(make_host, lua):
+    """The other half of the rule: a server Lua can reach stays alive."""
+    host = make_host(lua=lua)
+    host.execute("holder = {}\n" + GC_SERVER.replace("server = net.TcpServer.new()",
+                                                     "holder.s = net.TcpServer.new(); server = holder.s"))
+    port = lua_int(host, "server.port")
+    host.execute("server = nil; " + COLLECT)
+    host.run_for(0.05)
+    assert host.eval("holder.s.listening") is True
+    assert wait_for(host, in_thread(echo_once, port, b"alive")) == b"alive"
