@@ -35,7 +35,7 @@ typedef struct {
   int fd, id, state;
   long long round, sent, recvd, total;   /* bulk: byte counts and target */
   int wpos, rpos;
-  unsigned char out[MSG], in[MSG];
+  unsigned char out[MSG], in[2 * MSG];  /* room to see surplus bytes */
 } conn_t;
 
 static int port, epfd, nconns = 50, active;  /* active: start new rounds */
@@ -122,12 +122,13 @@ static void on_msg_event(conn_t *c, unsigned ev) {
   }
   if (c->state == SENDING) { flush_msg(c); return; }
   if (!(ev & (EPOLLIN | EPOLLHUP | EPOLLERR))) return;
-  ssize_t n = recv(c->fd, c->in + c->rpos, c->state == WAITING ? MSG - c->rpos : MSG, 0);
+  ssize_t n = recv(c->fd, c->in + c->rpos, sizeof c->in - c->rpos, 0);
   if (n < 0 && errno == EAGAIN) return;
   if (n <= 0) die("conn %d round %lld: %s after %d of %d bytes", c->id, c->round,
                   n ? strerror(errno) : "server closed", c->rpos, MSG);
   if (c->state != WAITING) die("conn %d: %zd unexpected bytes after round %lld", c->id, n, c->round);
   c->rpos += n;
+  if (c->rpos > MSG) die("conn %d round %lld: %d bytes echoed for %d sent", c->id, c->round, c->rpos, MSG);
   if (c->rpos < MSG) return;
   if (memcmp(c->in, c->out, MSG))
     die("conn %d round %lld: echoed bytes differ from the bytes sent", c->id, c->round);

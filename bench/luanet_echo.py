@@ -86,12 +86,22 @@ def main():
     ap.add_argument("--lua", default="5.4")
     ap.add_argument("--own-loop", action="store_true",
                     help="let LuaHost pick and run its own loop (ignores --loop)")
+    ap.add_argument("--profile", metavar="PATH",
+                    help="run under cProfile and dump the stats to PATH at exit "
+                         "(for finding where the time goes; inflates every figure)")
     args = ap.parse_args()
     control.raise_fd_limit()
-    if args.own_loop:
-        run_own_loop(args.lua)
+    run = (lambda: run_own_loop(args.lua)) if args.own_loop else (
+        lambda: run_attached(args.loop, args.lua))
+    if args.profile:
+        import cProfile
+        prof = cProfile.Profile()
+        try:
+            prof.runcall(run)
+        finally:
+            prof.dump_stats(args.profile)
     else:
-        run_attached(args.loop, args.lua)
+        run()
 
 
 if __name__ == "__main__":

@@ -36,12 +36,12 @@ LOADGEN = os.path.join(BUILD, "loadgen")
 PY = sys.executable
 SERVERS = {"asyncio": "asyncio_echo.py", "luanet": "luanet_echo.py"}
 
-# name: (label, unit, how the ratio must compare, target)
+# name: (unit, how the ratio luanet/asyncio must compare, target from issue 4)
 SCENARIOS = {
-    "echo": ("echo 64 B x 50 conns", "us CPU/round", "<=", 1.5),
-    "churn": ("churn x 20 workers", "us CPU/conn", "<=", 1.5),
-    "bulk": ("bulk 4 x 64 MiB", "MB/s", ">=", 0.8),
-    "idle": ("idle 3000 conns", "KiB RSS/conn", "<=", 2.0),
+    "echo": ("us CPU/round", "<=", 1.5),
+    "churn": ("us CPU/conn", "<=", 1.5),
+    "bulk": ("MB/s", ">=", 0.8),
+    "idle": ("KiB RSS/conn", "<=", 2.0),
 }
 
 
@@ -158,7 +158,8 @@ def run_one(impl, loop, scenario, opts):
             if s1.get("lua_errors"):
                 raise Failure(f"{s1['lua_errors']} Lua error(s) in the server's handlers")
             rec.update(value=figure(scenario, res, s0, s1), result=res,
-                       server_cpu=s1["cpu"] - s0["cpu"], rss_before=s0["rss"],
+                       server_cpu=s1["cpu"] - s0["cpu"], server_utime=s1["utime"] - s0["utime"],
+                       server_stime=s1["stime"] - s0["stime"], rss_before=s0["rss"],
                        rss_after=s1["rss"], maxrss=s1["maxrss"], loop_reported=s1["loop"])
             server.stdin.write(b"quit\n")
             server.stdin.close()
@@ -210,17 +211,22 @@ def fmt(v):
     return "-" if v is None else (f"{v:.0f}" if v >= 100 else f"{v:.2f}")
 
 
+def label(sc, opts):
+    return {"echo": "echo 64 B x 50 conns", "churn": "churn x 20 workers",
+            "bulk": f"bulk 4 x {opts.bulk_mib} MiB", "idle": f"idle {opts.idle_conns} conns"}[sc]
+
+
 def summarize(runs, loops, scenarios, a, b):
     rows = []
     for loop in loops:
         for sc in scenarios:
-            label, unit, cmp, target = SCENARIOS[sc]
+            unit, cmp, target = SCENARIOS[sc]
             row = {"loop": loop, "scenario": sc, "unit": unit, "target": f"{cmp} {target}x"}
             for side in (a, b):
                 vals = [r["value"] for r in runs if r["loop"] == loop and r["scenario"] == sc
-                        and r["impl"] == side and "value" in r]
+                        and r["side"] == side and "value" in r]
                 errs = [r["error"] for r in runs if r["loop"] == loop and r["scenario"] == sc
-                        and r["impl"] == side and "error" in r]
+                        and r["side"] == side and "error" in r]
                 row[side] = {"runs": vals, "mean": statistics.mean(vals) if vals else None,
                              "errors": errs}
             ma, mb = row[a]["mean"], row[b]["mean"]
@@ -232,7 +238,7 @@ def summarize(runs, loops, scenarios, a, b):
     return rows
 
 
-def print_table(rows, a, b):
+def print_table(rows, a, b, opts):
     head = f"{'loop':8} {'scenario':22} {'unit':13} {a + ' runs':>20} {a:>8} {b + ' runs':>20} {b:>8} {'ratio':>6}  target"
     print(head)
     print("-" * len(head))
@@ -241,7 +247,7 @@ def print_table(rows, a, b):
         runs_b = ",".join(fmt(v) for v in r[b]["runs"]) or ("FAILED" if r[b]["errors"] else "-")
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
         verdict = "" if "meets" not in r else ("  met" if r["meets"] else "  MISSED")
-        print(f"{r['loop']:8} {SCENARIOS[r['scenario']][0]:22} {r['unit']:13} {runs_a:>20} "
+        print(f"{r['loop']:8} {label(r['scenario'], opts):22} {r['unit']:13} {runs_a:>20} "
               f"{fmt(r[a]['mean']):>8} {runs_b:>20} {fmt(r[b]['mean']):>8} {ratio:>6}  "
               f"{r['target']}{verdict}")
 
@@ -280,7 +286,9 @@ def main():
     build_loadgen()
     raise_fd_limit()
     info = machine()
-    a, b = "asyncio", opts.b
+    # side labels; an A/A run (--b asyncio) labels its second server "asyncio-B"
+    a, b = "asyncio", (opts.b if opts.b != "asyncio" else "asyncio-B")
+    impl_of = {a: "asyncio", b: opts.b}
     sides = [a, b]
     print(f"machine: {info['nproc']} cores, {info['cpu']}, Linux {info['kernel']}, "
           f"Python {info['python']}, lupa {info['lupa']}, uvloop {info['uvloop']}, "
@@ -299,8 +307,8 @@ def main():
         for sc in scenarios:
             for rep in range(opts.reps):
                 for side in sides:
-                    rec = run_one(side, loop, sc, opts)
-                    rec["rep"] = rep
+                    rec = run_one(impl_of[side], loop, sc, opts)
+                    rec.update(side=side, rep=rep)
                     runs.append(rec)
                     if "error" in rec:
                         print(f"  FAILED {side} {loop} {sc} run {rep + 1}: {rec['error']}")
@@ -312,12 +320,12 @@ def main():
                             extra += f"  rss {(rec['rss_after'] - rec['rss_before']) / 1024:+.0f} KiB"
                         if sc == "bulk":
                             extra += f"  {rec['server_cpu'] / (rec['result']['bytes'] / 2**20) * 1e6:.0f} us CPU/MiB"
-                        print(f"  {loop:7} {sc:5} {side:7} {fmt(rec['value']):>8} "
-                              f"{SCENARIOS[sc][1]}{extra}")
+                        print(f"  {loop:7} {sc:5} {side:9} {fmt(rec['value']):>8} "
+                              f"{SCENARIOS[sc][0]}{extra}")
                     sys.stdout.flush()
     print(f"\n({time.monotonic() - t0:.0f} s)  ratio = {b}/{a}; targets from issue 4\n")
     rows = summarize(runs, loops, scenarios, a, b)
-    print_table(rows, a, b)
+    print_table(rows, a, b, opts)
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump({"machine": info, "options": vars(opts), "runs": runs, "summary": rows},
