@@ -118,6 +118,9 @@ class Bridge:
         self.luanet, lua_print = self._run_chunk("luanet.lua", native)
         self.runtime.globals()[b"print"] = lua_print
         self._install_modules()
+        # Kept for luanet's own modules (load_module), which need tracebacks
+        # and line numbers even where the sandbox hides debug from scripts.
+        self._debug = self.runtime.globals()[b"debug"]
         if sandbox:
             self._run_chunk("sandbox.lua")
 
@@ -125,6 +128,13 @@ class Bridge:
     def _run_chunk(self, name: str, *args: Any) -> Any:
         chunk = self.runtime.compile(lua_source(name), name=f"@luanet/{name}", mode="t")
         return chunk(*args)
+
+    def load_module(self, name: str) -> Any:
+        """Run luanet's own ``lua/<name>.lua`` (trusted code) with the debug
+        library as its first argument; returns what the chunk returns."""
+        if not name.isidentifier():
+            raise ValueError(f"not a luanet module name: {name!r}")
+        return self._run_chunk(f"{name}.lua", self._debug)
 
     def _install_modules(self) -> None:
         g = self.runtime.globals()

@@ -142,6 +142,13 @@ class LuaHost:
         return self._call_lua(self._bridge.runtime.execute, source, name=chunk_name,
                               mode="t" if self.sandbox else None)
 
+    def load_module(self, name: str) -> Any:
+        """Run one of luanet's bundled Lua modules (``"busted"``) in this host;
+        it gets the debug library even in a sandbox, scripts do not."""
+        if self._closed:
+            raise RuntimeError("this LuaHost is closed")
+        return self._call_lua(self._bridge.load_module, name)
+
     def execute_file(self, path: Union[str, os.PathLike], *args: Any) -> Any:
         """Run a Lua file; ``args`` arrive in the chunk as ``...``."""
         path = Path(path)

@@ -396,3 +396,13 @@ def test_luanet_helpers_raise_inside_a_handler(host, helper):
     # "a clear error": it says why (a handler / the running loop)
     lowered = message.lower()
     assert b"handler" in lowered or b"running" in lowered or b"inside" in lowered, message
+
+
+def test_load_module_gives_bundled_code_the_debug_library_but_not_scripts(host):
+    busted = host.load_module("busted")
+    assert busted is not None
+    # The sandboxed script still sees no debug library...
+    assert host.eval("debug") is None
+    # ...and a module name is a name, not a path into the file system.
+    with pytest.raises(ValueError):
+        host.load_module("../net")
