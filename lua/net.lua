@@ -20,7 +20,7 @@ local xpcall, pcall, ipairs, floor, huge = xpcall, pcall, ipairs, math.floor, ma
 local concat, remove, char, byte, find, sub, format =
       table.concat, table.remove, string.char, string.byte, string.find, string.sub, string.format
 local unpack = table.unpack or unpack
-local traceback = debug.traceback
+local traceback, raw_metatable = debug.traceback, debug.getmetatable
 local newproxy = newproxy
 
 local PRIV = setmetatable({}, { __tostring = function() return "<private>" end })
@@ -29,6 +29,14 @@ local PRIV = setmetatable({}, { __tostring = function() return "<private>" end }
 local registry = setmetatable({}, { __mode = "v" })
 
 ---------------------------------------------------------------- error helpers
+
+-- A handler is a function, or anything with a __call metamethod (a spy from
+-- a test library, a callable object).
+local function callable(v)
+  if type(v) == "function" then return true end
+  local mt = raw_metatable(v)
+  return mt ~= nil and rawget(mt, "__call") ~= nil
+end
 
 local function typename(v, given)
   if not given then return "no value" end
@@ -78,7 +86,7 @@ function CHECK.table(v, given)
 end
 
 function CHECK.callback(v, given)
-  if type(v) ~= "function" then return nil, "function expected, got " .. typename(v, given) end
+  if not callable(v) then return nil, "function expected, got " .. typename(v, given) end
   return v
 end
 
@@ -106,6 +114,7 @@ end
 
 ---------------------------------------------------------------- handlers
 
+
 local function report(err)
   native.report_error(tostring(err))
 end
@@ -117,15 +126,23 @@ end
 -- Lua 5.1's xpcall passes no arguments to the function; the others do.
 local xpcall_passes_args = select(2, xpcall(function(x) return x end, on_error, true)) == true
 
+-- Call fn with the first n of (a, b): a handler gets exactly the arguments its
+-- documented signature names, so varargs and spies see no trailing nils.
 local protected_call
 if xpcall_passes_args then
-  protected_call = function(fn, a, b, c)
-    local ok, err = xpcall(fn, on_error, a, b, c)
+  protected_call = function(fn, n, a, b)
+    local ok, err
+    if n == 0 then ok, err = xpcall(fn, on_error)
+    elseif n == 1 then ok, err = xpcall(fn, on_error, a)
+    else ok, err = xpcall(fn, on_error, a, b) end
     if not ok then report(err) end
   end
 else
-  protected_call = function(fn, a, b, c)
-    local ok, err = xpcall(function() return fn(a, b, c) end, on_error)
+  protected_call = function(fn, n, a, b)
+    local ok, err
+    if n == 0 then ok, err = xpcall(fn, on_error)
+    elseif n == 1 then ok, err = xpcall(function() return fn(a) end, on_error)
+    else ok, err = xpcall(function() return fn(a, b) end, on_error) end
     if not ok then report(err) end
   end
 end
@@ -171,7 +188,7 @@ local function define_class(name, var)
     end,
     __newindex = function(obj, key, value)
       if handlers[key] then
-        if value ~= nil and type(value) ~= "function" then
+        if value ~= nil and not callable(value) then
           error(format("bad value for '%s' (function or nil expected, got %s)", tostring(key), type(value)), 2)
         end
         local rec = obj[PRIV]
@@ -245,7 +262,7 @@ local function method_with_async(class, fname, kinds, body)
     local rec = self_record(self, class, async_name)
     local n = select("#", ...)
     local cb = (select(n > 0 and n or 1, ...))
-    if type(cb) ~= "function" then
+    if not callable(cb) then
       error(format("bad argument #%d to '%s' (function expected as the last argument, got %s)",
         n > 0 and n or 1, async_name, typename(cb, n > 0)), 2)
     end
@@ -508,11 +525,18 @@ local HANDLER_OF = {
   [STATE_CHANGED] = "state_changed_handler", [HOST_FOUND] = "host_found_handler",
 }
 
+-- Arguments each handler takes: (object) or (object, value).
+local ARITY = {
+  [NEW_CONNECTION] = 1, [ACCEPT_ERROR] = 2, [READY_READ] = 1, [BYTES_WRITTEN] = 2,
+  [ABOUT_TO_CLOSE] = 1, [CONNECTED] = 1, [DISCONNECTED] = 1, [ERROR] = 2,
+  [STATE_CHANGED] = 2, [HOST_FOUND] = 1,
+}
+
 local function deliver(kind, id, a)
   if kind == CALL then
     local fn = deferred[id]
     deferred[id] = nil
-    if fn then protected_call(fn) end
+    if fn then protected_call(fn, 0) end
     return
   end
   local obj = registry[id]
@@ -520,7 +544,7 @@ local function deliver(kind, id, a)
   local rec = obj[PRIV]
   if kind == READY_READ then buf_append(rec, a) end
   local handler = rec.handlers[HANDLER_OF[kind]]
-  if handler then protected_call(handler, obj, a) end
+  if handler then protected_call(handler, ARITY[kind], obj, a) end
   if kind == DISCONNECTED and rec.server_id then
     -- A closed socket is no longer owned by its server.
     local server = registry[rec.server_id]

@@ -143,6 +143,21 @@ describe("object rules", function()
       end
     end)
 
+    it("accept a spy (a table with __call), which then gets called like a function", function()
+      local on_connection = spy.new(function(srv) srv:next_pending_connection() end)
+      server.new_connection_handler = on_connection
+      assert.are.equal(on_connection, server.new_connection_handler)
+      server:listen(0)
+      local peer = TcpSocket.new()
+      local on_connected = spy.new(function() end)
+      peer.connected_handler = on_connected
+      peer:connect("127.0.0.1", server.port)
+      assert.is_true(wait(function() return #on_connected.calls > 0 and #on_connection.calls > 0 end))
+      assert.spy(on_connected).was.called_with(peer)
+      assert.spy(on_connection).was.called_with(server)
+      peer:abort()
+    end)
+
     it("raise for anything else", function()
       for _, bad in ipairs({ 42, "handler", {}, true }) do
         for _, name in ipairs(SERVER_HANDLERS) do
