@@ -85,6 +85,39 @@ def test_8_mib_random_payload_echoes_identical(host):
     assert reply == payload
 
 
+def test_bytes_sent_before_the_script_takes_the_connection_all_arrive(host):
+    # The connection waits in the server's queue while 4 MiB arrive (more than
+    # the core holds before pausing reading); taken later, every byte is there.
+    host.execute("""
+        server = net.TcpServer.new()
+        assert(server:listen(0))
+        function take()
+            local s = server:next_pending_connection()
+            s.ready_read_handler = function(s) s:write_string(s:read_all_string()) end
+            s:write_string(s:read_all_string())
+        end
+    """)
+    port = lua_int(host, "server.port")
+    payload = os.urandom(4 << 20)
+
+    def client():
+        with connect(port) as s:
+            sender = in_thread(s.sendall, payload)
+            first = s.recv(1)  # nothing is echoed until the script takes it
+            rest = recv_exact(s, len(payload) - 1)
+            sender.result(60)
+            return first + rest
+
+    fut = in_thread(client)
+    run_until(host, lambda: host.eval("server.has_pending_connections"), "a queued connection")
+    host.run_for(0.5)  # the sender fills what the core reads ahead, then waits
+    assert not fut.done()
+    host.execute("take()")
+    reply = wait_for(host, fut, timeout=60)
+    assert len(reply) == len(payload)
+    assert reply == payload
+
+
 def test_300_concurrent_clients_10_messages_each(host):
     host.execute(DOC_ECHO)
     port = lua_int(host, "server.port")

@@ -24,6 +24,12 @@ from .events import EventQueue
 
 Listener = Callable[[object, int, object, object], None]
 
+# Received bytes the listener has not taken yet, beyond which reading pauses
+# until the next batch hands them over. Keeps what one READY_READ carries (and
+# what a connection queued in its server holds) bounded, without ever making
+# the peer wait on the script: the next batch always comes.
+READ_AHEAD_LIMIT = 1 << 20
+
 _READABLE = (OpenMode.READ_ONLY, OpenMode.READ_WRITE)
 _WRITABLE = (OpenMode.WRITE_ONLY, OpenMode.READ_WRITE)
 
@@ -71,7 +77,7 @@ class TcpSocket(asyncio.Protocol):
 
     __slots__ = (
         "tag", "listener", "_events", "_loop", "_bind_address", "state", "open_mode",
-        "error", "error_string", "_transport", "_rbuf", "_read_posted",
+        "error", "error_string", "_transport", "_rchunks", "_rlen", "_read_posted", "_read_paused",
         "_attached", "_early_end", "_closing_remote", "_written_total",
         "_written_reported", "_written_posted", "notify_bytes_written",
         "_connect_task", "_bound", "_pre_connect", "_connecting", "_local",
@@ -90,8 +96,10 @@ class TcpSocket(asyncio.Protocol):
         self.error: Optional[SocketError] = None
         self.error_string = ""
         self._transport: Optional[asyncio.Transport] = None
-        self._rbuf = bytearray()
+        self._rchunks: List[bytes] = []  # the read buffer, as received
+        self._rlen = 0
         self._read_posted = False
+        self._read_paused = False
         # Accepted sockets wait in the server's queue "detached": events about
         # them are held back until the script takes them (see attach()).
         self._attached = True
@@ -180,30 +188,57 @@ class TcpSocket(asyncio.Protocol):
     # ------------------------------------------------------------ read buffer
     @property
     def bytes_available(self) -> int:
-        return len(self._rbuf)
+        return self._rlen
 
     @property
     def can_read_line(self) -> bool:
-        return b"\n" in self._rbuf
+        return any(b"\n" in chunk for chunk in self._rchunks)
+
+    def _flat(self) -> bytes:
+        """The whole read buffer as one chunk (joined only when it is several)."""
+        chunks = self._rchunks
+        if len(chunks) > 1:
+            chunks[:] = [b"".join(chunks)]
+        return chunks[0] if chunks else b""
 
     def read(self, max_size: Optional[int] = None) -> bytes:
-        if max_size is None or max_size >= len(self._rbuf):
-            data = bytes(self._rbuf)
-            self._rbuf.clear()
+        if max_size is None or max_size >= self._rlen:
+            data = self._flat()
+            self._rchunks.clear()
+            self._rlen = 0
             return data
-        data = bytes(self._rbuf[:max_size])
-        del self._rbuf[:max_size]
+        flat = self._flat()
+        data, self._rchunks[0] = flat[:max_size], flat[max_size:]
+        self._rlen -= len(data)
         return data
 
     def read_line(self, max_size: Optional[int] = None) -> bytes:
-        end = self._rbuf.find(b"\n")
-        end = len(self._rbuf) if end < 0 else end + 1
+        flat = self._flat()
+        end = flat.find(b"\n")
+        end = len(flat) if end < 0 else end + 1
         if max_size is not None:
             end = min(end, max_size)
         return self.read(end)
 
     def peek(self, max_size: int) -> bytes:
-        return bytes(self._rbuf[:max_size])
+        return self._flat()[:max_size]
+
+    def _clear_read_buffer(self) -> None:
+        self._rchunks.clear()
+        self._rlen = 0
+
+    def _pause_reading(self) -> None:
+        transport = self._transport
+        if not self._read_paused and transport is not None and not transport.is_closing():
+            self._read_paused = True
+            transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._read_paused:
+            self._read_paused = False
+            transport = self._transport
+            if transport is not None and not transport.is_closing():
+                transport.resume_reading()
 
     # ----------------------------------------------------- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -232,15 +267,19 @@ class TcpSocket(asyncio.Protocol):
         return "", 0
 
     def data_received(self, data: bytes) -> None:
-        self._rbuf += data
+        self._rchunks.append(data)
+        self._rlen += len(data)
         if self._attached and not self._read_posted:
             self._read_posted = True
             self._events.post(self._announce_read)
+        if self._rlen >= READ_AHEAD_LIMIT:
+            self._pause_reading()  # until _announce_read (or attach) runs
 
     def _announce_read(self) -> None:
         self._read_posted = False
-        if self._rbuf:
+        if self._rlen:
             self._emit(Event.READY_READ)
+        self._resume_reading()
 
     def eof_received(self) -> bool:
         if self._attached:
@@ -310,7 +349,7 @@ class TcpSocket(asyncio.Protocol):
         """Handed to the script: announce what happened while it was queued."""
         self.listener = listener
         self._attached = True
-        if self._rbuf and not self._read_posted:
+        if self._rlen and not self._read_posted:
             self._read_posted = True
             self._events.post(self._announce_read)
         early, self._early_end = self._early_end, None
@@ -329,7 +368,7 @@ class TcpSocket(asyncio.Protocol):
             return False
         self.error, self.error_string = None, ""
         self.open_mode = OpenMode(mode)
-        self._rbuf.clear()
+        self._clear_read_buffer()
         self._closing_remote = False
         self._written_total = self._written_reported = 0
         self._connecting = True
@@ -468,7 +507,7 @@ class TcpSocket(asyncio.Protocol):
         if self.open_mode != OpenMode.NOT_OPEN or self.state != SocketState.UNCONNECTED:
             self._post(Event.ABOUT_TO_CLOSE)
         self.open_mode = OpenMode.NOT_OPEN
-        self._rbuf.clear()
+        self._clear_read_buffer()
         self.disconnect()
 
     def abort(self) -> None:
