@@ -170,6 +170,28 @@ end
 
 ---------------------------------------------------------------- classes
 
+-- Event codes: luanet/core/constants.py (Event).
+local NEW_CONNECTION, ACCEPT_ERROR = 1, 2
+local READY_READ, BYTES_WRITTEN, ABOUT_TO_CLOSE, CONNECTED, DISCONNECTED, ERROR,
+      STATE_CHANGED, HOST_FOUND = 10, 11, 12, 13, 14, 15, 16, 17
+local CALL = 30
+
+local HANDLER_OF = {
+  [NEW_CONNECTION] = "new_connection_handler", [ACCEPT_ERROR] = "accept_error_handler",
+  [READY_READ] = "ready_read_handler", [BYTES_WRITTEN] = "bytes_written_handler",
+  [ABOUT_TO_CLOSE] = "about_to_close_handler", [CONNECTED] = "connected_handler",
+  [DISCONNECTED] = "disconnected_handler", [ERROR] = "error_handler",
+  [STATE_CHANGED] = "state_changed_handler", [HOST_FOUND] = "host_found_handler",
+}
+
+-- Events Python sends only to objects with a handler for them (told through
+-- native.want when a handler field changes); READY_READ and DISCONNECTED
+-- always come, as they change the object's state here.
+local FILTERED_EVENT = {}
+for kind, name in pairs(HANDLER_OF) do
+  if kind ~= READY_READ and kind ~= DISCONNECTED then FILTERED_EVENT[name] = kind end
+end
+
 local function define_class(name, var)
   local class = {
     name = name, var = var,
@@ -192,7 +214,10 @@ local function define_class(name, var)
           error(format("bad value for '%s' (function or nil expected, got %s)", tostring(key), type(value)), 2)
         end
         local rec = obj[PRIV]
+        local old = rec.handlers[key]
         rec.handlers[key] = value
+        local kind = FILTERED_EVENT[key]
+        if kind and (old == nil) ~= (value == nil) then native.want(rec.id, kind, value ~= nil) end
         local hook = handlers[key]
         if hook ~= true then hook(rec, value) end
       elseif setters[key] then
@@ -511,19 +536,6 @@ end
 
 ---------------------------------------------------------------- dispatch
 
--- Event codes: luanet/core/constants.py (Event).
-local NEW_CONNECTION, ACCEPT_ERROR = 1, 2
-local READY_READ, BYTES_WRITTEN, ABOUT_TO_CLOSE, CONNECTED, DISCONNECTED, ERROR,
-      STATE_CHANGED, HOST_FOUND = 10, 11, 12, 13, 14, 15, 16, 17
-local CALL = 30
-
-local HANDLER_OF = {
-  [NEW_CONNECTION] = "new_connection_handler", [ACCEPT_ERROR] = "accept_error_handler",
-  [READY_READ] = "ready_read_handler", [BYTES_WRITTEN] = "bytes_written_handler",
-  [ABOUT_TO_CLOSE] = "about_to_close_handler", [CONNECTED] = "connected_handler",
-  [DISCONNECTED] = "disconnected_handler", [ERROR] = "error_handler",
-  [STATE_CHANGED] = "state_changed_handler", [HOST_FOUND] = "host_found_handler",
-}
 
 -- Arguments each handler takes: (object) or (object, value).
 local ARITY = {

@@ -32,6 +32,7 @@ LUA_MODULES = {
 _BATCH_EVENTS = 200
 
 _READY_READ = int(Event.READY_READ)
+_DISCONNECTED = int(Event.DISCONNECTED)
 _CALL = int(Event.CALL)
 
 
@@ -108,6 +109,9 @@ class Bridge:
         self._run_until = run_until
         self._run_for = run_for
         self._objects: Dict[int, Any] = {}
+        # id -> bit mask (1 << event) of the events the Lua object has a handler
+        # for: the others never cross (READY_READ and DISCONNECTED always do).
+        self._wanted: Dict[int, int] = {}
         self._next_id = 0
         self._batch: List[Any] = []
         self._closed = False
@@ -156,6 +160,7 @@ class Bridge:
             "release": self._release,
             "describe": lambda oid: repr(objects[oid]).encode(),
             "get": self._get,
+            "want": self._want,
             "defer": self._defer,
             "report_error": self._lua_error,
             "write_stdout": _write_stdout,
@@ -203,6 +208,11 @@ class Bridge:
     def _watch_written(self, oid: int, on: bool) -> None:
         self._objects[oid].notify_bytes_written = bool(on)
 
+    def _want(self, oid: int, event: int, on: bool) -> None:
+        bit = 1 << int(event)
+        mask = self._wanted.get(oid, 0)
+        self._wanted[oid] = (mask | bit) if on else (mask & ~bit)
+
     def _get(self, oid: int, name: bytes) -> Any:
         obj = self._objects[oid]
         table = _SERVER_PROPS if isinstance(obj, TcpServer) else _SOCKET_PROPS
@@ -211,6 +221,7 @@ class Bridge:
     def _release(self, oid: int) -> None:
         """The Lua object was collected (its finaliser calls this)."""
         obj = self._objects.pop(oid, None)
+        self._wanted.pop(oid, None)
         if obj is None or self._closed:
             return
         obj.tag = None
@@ -229,6 +240,8 @@ class Bridge:
             return
         if event == _READY_READ:
             a = obj.read()  # the bytes travel with the event; Lua buffers them
+        elif event != _DISCONNECTED and not (self._wanted.get(tag, 0) >> event) & 1:
+            return  # no handler for it: not worth a trip into Lua
         self._batch += (event, tag, a)
 
     def _defer(self, token: int) -> None:

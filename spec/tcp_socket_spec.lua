@@ -152,6 +152,29 @@ describe("net.TcpSocket", function()
       assert.are.equal(TcpSocket.CONNECTED_STATE, state_at_connected)
     end)
 
+    it("reports every state to a handler set right after connect() (handlers run later)", function()
+      local server = listening_server()
+      local socket = keep(net.TcpSocket.new())
+      local states = {}
+      socket:connect("127.0.0.1", server.port)
+      socket.state_changed_handler = function(s, state) states[#states + 1] = state end
+      assert.is_true(wait(function() return #states == 3 end))
+      assert.same({ TcpSocket.HOST_LOOKUP_STATE, TcpSocket.CONNECTING_STATE, TcpSocket.CONNECTED_STATE }, states)
+    end)
+
+    it("stops calling a handler once it is set back to nil", function()
+      local client, peer, server = pair()
+      local errors = 0
+      client.error_handler = function() errors = errors + 1 end
+      client.error_handler = nil
+      local disconnected = false
+      client.disconnected_handler = function() disconnected = true end
+      peer:disconnect()
+      assert.is_true(wait(function() return disconnected end))
+      assert.are.equal(0, errors)
+      assert.are.equal(TcpSocket.REMOTE_HOST_CLOSED_ERROR, client.error)
+    end)
+
     it("leaves the socket connected, open for reading and writing", function()
       local client, peer, server = pair()
       assert.are.equal(TcpSocket.CONNECTED_STATE, client.state)
