@@ -257,9 +257,11 @@ class Bridge:
             return
         self._batch = []
         step = 3 * _BATCH_EVENTS
-        for start in range(0, len(batch), step):
+        parts = (batch,) if len(batch) <= step else [
+            batch[start:start + step] for start in range(0, len(batch), step)]
+        for part in parts:
             try:
-                self._dispatch(*batch[start:start + step])
+                self._dispatch(*part)
             except Exception as exc:  # a broken dispatcher must not take the loop down
                 self._report_error(f"luanet: event dispatch failed: {exc}")
 

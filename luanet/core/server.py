@@ -28,7 +28,7 @@ ACCEPT_BATCH = 64
 class TcpServer:
     __slots__ = ("tag", "listener", "socket_listener", "_events", "_loop", "_bind_address",
                  "_lsock", "_watching", "_paused", "_max_pending", "_queue", "_wrapping",
-                 "_handed_out", "error", "error_string", "__weakref__")
+                 "_handed_out", "_family", "error", "error_string", "__weakref__")
 
     def __init__(self, events: EventQueue, listener: Optional[Listener] = None,
                  socket_listener: Optional[Listener] = None, bind_address: Optional[str] = None):
@@ -39,6 +39,7 @@ class TcpServer:
         self._loop = events.loop
         self._bind_address = bind_address
         self._lsock: Optional[_socket.socket] = None
+        self._family = int(_socket.AF_INET)
         self._watching = False
         self._paused = False
         self._max_pending = DEFAULT_MAX_PENDING
@@ -95,6 +96,7 @@ class TcpServer:
                 lsock.close()
             return self._fail(*classify(exc))
         self._lsock = lsock
+        self._family = int(lsock.family)
         self._paused = False
         self.error, self.error_string = None, ""
         self._update_watch()
@@ -169,7 +171,10 @@ class TcpServer:
             if lsock is None or self._paused or self._room() <= 0:
                 break
             try:
-                conn, _ = lsock.accept()
+                # _accept() + the family we know: socket.accept() would convert
+                # family, type and proto to enums on every connection.
+                fd, _ = lsock._accept()
+                conn = _socket.socket(self._family, _socket.SOCK_STREAM, 0, fd)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:

@@ -30,6 +30,7 @@ Listener = Callable[[object, int, object, object], None]
 # the peer wait on the script: the next batch always comes.
 READ_AHEAD_LIMIT = 1 << 20
 
+_CONNECTED = SocketState.CONNECTED
 _READABLE = (OpenMode.READ_ONLY, OpenMode.READ_WRITE)
 _WRITABLE = (OpenMode.WRITE_ONLY, OpenMode.READ_WRITE)
 
@@ -453,6 +454,18 @@ class TcpSocket(asyncio.Protocol):
         return True
 
     def write(self, data: bytes) -> int:
+        transport = self._transport
+        if transport is not None and self.state == _CONNECTED and self.open_mode in _WRITABLE:
+            if data:  # the common case, inline: this runs once per echoed message
+                transport.write(data)
+                self._written_total += len(data)
+                if self.notify_bytes_written and not self._written_posted:
+                    self._written_posted = True
+                    self._events.post(self._report_written)
+            return len(data)
+        return self._write_other_states(data)
+
+    def _write_other_states(self, data: bytes) -> int:
         state = self.state
         connected = state == SocketState.CONNECTED and self._transport is not None
         if not connected and state not in (SocketState.HOST_LOOKUP, SocketState.CONNECTING):
