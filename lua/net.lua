@@ -170,6 +170,10 @@ end
 
 ---------------------------------------------------------------- classes
 
+-- False once the host closes: finalisers that run while the runtime is torn
+-- down must not call into Python any more.
+local host_open = true
+
 -- Event codes: luanet/core/constants.py (Event).
 local NEW_CONNECTION, ACCEPT_ERROR = 1, 2
 local READY_READ, BYTES_WRITTEN, ABOUT_TO_CLOSE, CONNECTED, DISCONNECTED, ERROR,
@@ -205,7 +209,7 @@ local function define_class(name, var)
       if m then return m end
       local g = getters[key]
       if g then return g(obj[PRIV]) end
-      if handlers[key] then return obj[PRIV].handlers[key] end
+      if handlers[key] then return obj[PRIV][key] end
       return class.static[key]
     end,
     __newindex = function(obj, key, value)
@@ -214,8 +218,8 @@ local function define_class(name, var)
           error(format("bad value for '%s' (function or nil expected, got %s)", tostring(key), type(value)), 2)
         end
         local rec = obj[PRIV]
-        local old = rec.handlers[key]
-        rec.handlers[key] = value
+        local old = rec[key]
+        rec[key] = value
         local kind = FILTERED_EVENT[key]
         if kind and (old == nil) ~= (value == nil) then native.want(rec.id, kind, value ~= nil) end
         local hook = handlers[key]
@@ -231,18 +235,21 @@ local function define_class(name, var)
     __tostring = function(obj) return native.describe(obj[PRIV].id) end,
     __metatable = name,
   }
+  if not newproxy then  -- Lua 5.2+: one shared finaliser, nothing per object
+    class.mt.__gc = function(obj)
+      local rec = rawget(obj, PRIV)
+      if host_open and rec then native.release(rec.id) end
+    end
+  end
   return class
 end
 
--- False once the host closes: finalisers that run while the runtime is torn
--- down must not call into Python any more.
-local host_open = true
-
 local function new_object(class, id)
-  local rec = {
-    id = id, class = class, handlers = {},
-    sentinel = gc_sentinel(function() if host_open then native.release(id) end end),
-  }
+  -- The record also holds the handlers, under their field names.
+  local rec = { id = id, class = class }
+  if newproxy then  -- Lua 5.1, LuaJIT: a table cannot have a finaliser
+    rec.sentinel = gc_sentinel(function() if host_open then native.release(id) end end)
+  end
   local obj = setmetatable({ [PRIV] = rec }, class.mt)
   registry[id] = obj
   return obj, rec
@@ -325,13 +332,22 @@ local VALID_MODES = { [1] = true, [2] = true, [3] = true, [4] = true, [6] = true
 
 -- The read buffer lives here, in Lua: bytes arrive with READY_READ, and reads
 -- are answered without crossing to Python. chunks[1] is consumed from `off`.
-local function buf_reset(rec)
-  rec.chunks, rec.nchunks, rec.off, rec.rlen = {}, 0, 0, 0
+local function buf_reset(rec)  -- the chunk table is made once, on first data, and reused
+  local chunks = rec.chunks
+  if chunks then
+    for i = 1, rec.nchunks do chunks[i] = nil end
+  end
+  rec.nchunks, rec.off, rec.rlen = 0, 0, 0
 end
 
 local function buf_append(rec, data)
   local n = rec.nchunks + 1
-  rec.chunks[n] = data
+  local chunks = rec.chunks
+  if not chunks then
+    chunks = {}
+    rec.chunks = chunks
+  end
+  chunks[n] = data
   rec.nchunks = n
   rec.rlen = rec.rlen + #data
 end
@@ -555,7 +571,7 @@ local function deliver(kind, id, a)
   if not obj then return end  -- collected meanwhile
   local rec = obj[PRIV]
   if kind == READY_READ then buf_append(rec, a) end
-  local handler = rec.handlers[HANDLER_OF[kind]]
+  local handler = rec[HANDLER_OF[kind]]
   if handler then protected_call(handler, ARITY[kind], obj, a) end
   if kind == DISCONNECTED and rec.server_id then
     -- A closed socket is no longer owned by its server.
