@@ -28,7 +28,7 @@ Listener = Callable[[object, int, object, object], None]
 # until the next batch hands them over. Keeps what one READY_READ carries (and
 # what a connection queued in its server holds) bounded, without ever making
 # the peer wait on the script: the next batch always comes.
-READ_AHEAD_LIMIT = 1 << 20
+READ_AHEAD_LIMIT = 1 << 18
 
 _CONNECTED = SocketState.CONNECTED
 _READABLE = (OpenMode.READ_ONLY, OpenMode.READ_WRITE)
