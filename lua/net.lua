@@ -114,37 +114,12 @@ end
 
 ---------------------------------------------------------------- handlers
 
-
 local function report(err)
   native.report_error(tostring(err))
 end
 
 local function on_error(err)
   return traceback(tostring(err), 2)
-end
-
--- Lua 5.1's xpcall passes no arguments to the function; the others do.
-local xpcall_passes_args = select(2, xpcall(function(x) return x end, on_error, true)) == true
-
--- Call fn with the first n of (a, b): a handler gets exactly the arguments its
--- documented signature names, so varargs and spies see no trailing nils.
-local protected_call
-if xpcall_passes_args then
-  protected_call = function(fn, n, a, b)
-    local ok, err
-    if n == 0 then ok, err = xpcall(fn, on_error)
-    elseif n == 1 then ok, err = xpcall(fn, on_error, a)
-    else ok, err = xpcall(fn, on_error, a, b) end
-    if not ok then report(err) end
-  end
-else
-  protected_call = function(fn, n, a, b)
-    local ok, err
-    if n == 0 then ok, err = xpcall(fn, on_error)
-    elseif n == 1 then ok, err = xpcall(function() return fn(a) end, on_error)
-    else ok, err = xpcall(function() return fn(a, b) end, on_error) end
-    if not ok then report(err) end
-  end
 end
 
 -- Deferred calls: callbacks of the _async methods run from the loop, later.
@@ -560,34 +535,56 @@ local ARITY = {
   [STATE_CHANGED] = 2, [HOST_FOUND] = 1,
 }
 
+-- Deliver one event. Runs unprotected: dispatch below catches errors.
 local function deliver(kind, id, a)
   if kind == CALL then
     local fn = deferred[id]
     deferred[id] = nil
-    if fn then protected_call(fn, 0) end
+    if fn then fn() end
     return
   end
   local obj = registry[id]
   if not obj then return end  -- collected meanwhile
   local rec = obj[PRIV]
-  if kind == READY_READ then buf_append(rec, a) end
-  local handler = rec[HANDLER_OF[kind]]
-  if handler then protected_call(handler, ARITY[kind], obj, a) end
-  if kind == DISCONNECTED and rec.server_id then
-    -- A closed socket is no longer owned by its server.
+  if kind == READY_READ then
+    buf_append(rec, a)
+  elseif kind == DISCONNECTED and rec.server_id then
+    -- A closed socket is no longer owned by its server (done first, so a
+    -- failing disconnected_handler cannot keep it owned).
     local server = registry[rec.server_id]
     if server then server[PRIV].children[obj] = nil end
+  end
+  local handler = rec[HANDLER_OF[kind]]
+  if handler then
+    -- exactly the documented arguments: varargs and spies see no trailing nil
+    if ARITY[kind] == 1 then handler(obj) else handler(obj, a) end
+  end
+end
+
+-- The batch being dispatched and the index of its next event. One protected
+-- run delivers the whole batch; a handler error ends that run, is reported,
+-- and the next run resumes with the event after it.
+local batch, batch_n, next_i = nil, 0, 1
+
+local function deliver_rest()
+  while next_i <= batch_n do
+    local i = next_i
+    next_i = i + 3
+    deliver(batch[i], batch[i + 1], batch[i + 2])
   end
 end
 
 -- Python calls this with a flat batch: kind, id, a, kind, id, a, ...
+-- Re-entrant: a handler that runs the loop (luanet.run_until) dispatches a
+-- nested batch, and the outer one carries on where it was afterwards.
 local function dispatch(...)
-  local n = select("#", ...)
-  if n == 3 then return deliver(...) end
-  local ev = { ... }
-  for i = 1, n, 3 do
-    deliver(ev[i], ev[i + 1], ev[i + 2])
+  local outer, outer_n, outer_i = batch, batch_n, next_i
+  batch, batch_n, next_i = { ... }, select("#", ...), 1
+  while next_i <= batch_n do
+    local ok, err = xpcall(deliver_rest, on_error)
+    if not ok then report(err) end
   end
+  batch, batch_n, next_i = outer, outer_n, outer_i
 end
 
 local net = {

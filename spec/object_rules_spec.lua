@@ -259,6 +259,16 @@ describe("object rules", function()
       assert.are.equal("returned", order[1])
     end)
 
+    it("may raise without keeping the events after it from their handlers", function()
+      -- three callbacks queued together run from one loop pass; the first raises
+      local ran = {}
+      client:seek_async(0, function() ran[#ran + 1] = 1; error("deliberate error (expected in this spec)") end)
+      client:seek_async(0, function() ran[#ran + 1] = 2 end)
+      client:reset_async(function() ran[#ran + 1] = 3 end)
+      assert.is_true(wait(function() return #ran == 3 end))
+      assert.same({ 1, 2, 3 }, ran)
+    end)
+
     it("may raise without breaking the object or other connections", function()
       local second = net.TcpSocket.new()
       finally(function() second:abort() end)

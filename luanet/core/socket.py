@@ -31,6 +31,7 @@ Listener = Callable[[object, int, object, object], None]
 READ_AHEAD_LIMIT = 1 << 18
 
 _CONNECTED = SocketState.CONNECTED
+_READY_READ = Event.READY_READ
 _READABLE = (OpenMode.READ_ONLY, OpenMode.READ_WRITE)
 _WRITABLE = (OpenMode.WRITE_ONLY, OpenMode.READ_WRITE)
 
@@ -203,6 +204,11 @@ class TcpSocket(asyncio.Protocol):
         return chunks[0] if chunks else b""
 
     def read(self, max_size: Optional[int] = None) -> bytes:
+        chunks = self._rchunks
+        if max_size is None and len(chunks) == 1:  # the usual case: one chunk, all of it
+            data = chunks.pop()
+            self._rlen = 0
+            return data
         if max_size is None or max_size >= self._rlen:
             data = self._flat()
             self._rchunks.clear()
@@ -278,9 +284,11 @@ class TcpSocket(asyncio.Protocol):
 
     def _announce_read(self) -> None:
         self._read_posted = False
-        if self._rlen:
-            self._emit(Event.READY_READ)
-        self._resume_reading()
+        listener = self.listener
+        if self._rlen and listener is not None:
+            listener(self, _READY_READ, None, None)
+        if self._read_paused:
+            self._resume_reading()
 
     def eof_received(self) -> bool:
         if self._attached:
