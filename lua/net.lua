@@ -452,6 +452,33 @@ end)
 method_with_async(TcpSocket, "write_bytes", { "table" }, function(_, rec, t)
   return native.write(rec.id, from_bytes("write_bytes", t))
 end)
+-- The echo path by hand: read_all_string and write_string run once per
+-- message, so they skip the generic wrapper's calls (same checks, same errors).
+TcpSocket.methods.read_all_string = function(self)
+  local rec = type(self) == "table" and rawget(self, PRIV)
+  if not rec or rec.class ~= TcpSocket then self_record(self, TcpSocket, "read_all_string") end
+  if rec.nchunks == 1 and rec.off == 0 then
+    local s = rec.chunks[1]
+    rec.chunks[1] = nil
+    rec.nchunks, rec.rlen = 0, 0
+    return s
+  end
+  local s = buf_take(rec, nil)
+  return s
+end
+TcpSocket.methods.write_string = function(self, ...)
+  local rec = type(self) == "table" and rawget(self, PRIV)
+  if not rec or rec.class ~= TcpSocket then self_record(self, TcpSocket, "write_string") end
+  local data = ...
+  if type(data) ~= "string" then
+    local why
+    data, why = CHECK.string(data, select("#", ...) > 0)
+    if why then error(format("bad argument #1 to 'write_string' (%s)", why), 2) end
+  end
+  local n = native.write(rec.id, data)
+  return n
+end
+
 -- Sockets are sequential devices, opened by connect(): as in Qt, these fail.
 method_with_async(TcpSocket, "seek", { "integer" }, function() return false end)
 method_with_async(TcpSocket, "reset", {}, function() return false end)
