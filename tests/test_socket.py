@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 
 import pytest
 
@@ -635,6 +636,28 @@ def test_remote_close_order_with_fully_closed_client(make_host, lua):
     _check_remote_close_log(lua_list(host, "log"), len(data))
     assert host.eval("sock:read_all_string()") == data
     assert host.eval("sock:read_all_string()") == b""
+
+
+def test_peer_address_still_known_in_error_handler_after_a_reset(host):
+    # A reset takes the transport away before error_handler runs; the socket
+    # is still CONNECTED there, so it must still know who its peer was.
+    client, _ = parked(host, """
+        seen = nil
+        on_sock = function(s)
+            s.error_handler = function(s, err)
+                seen = { err, s.state, s.remote_address, s.remote_port, s.local_port }
+            end
+        end
+    """)
+    client_port = client.getsockname()[1]
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()  # linger 0: RST instead of FIN
+    run_until(host, lambda: host.eval("seen ~= nil"), "error_handler")
+    err, state, address, port, local_port = lua_list(host, "seen")
+    assert int(state) == CONNECTED
+    assert address == "127.0.0.1"
+    assert int(port) == client_port
+    assert int(local_port) == lua_int(host, "server.port")
 
 
 def test_large_reply_written_in_error_handler_reaches_half_closed_client(host):

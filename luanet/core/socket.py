@@ -31,6 +31,7 @@ Listener = Callable[[object, int, object, object], None]
 READ_AHEAD_LIMIT = 1 << 18
 
 _CONNECTED = SocketState.CONNECTED
+_NO_ADDRESS = ("", 0)
 _READY_READ = Event.READY_READ
 _READABLE = (OpenMode.READ_ONLY, OpenMode.READ_WRITE)
 _WRITABLE = (OpenMode.WRITE_ONLY, OpenMode.READ_WRITE)
@@ -113,10 +114,12 @@ class TcpSocket(asyncio.Protocol):
         self.notify_bytes_written = False
         self._connect_task: Optional[asyncio.Task] = None
         self._bound: Optional[_socket.socket] = None
-        self._pre_connect: List[bytes] = []
+        self._pre_connect: Optional[List[bytes]] = None  # writes made while connecting
         self._connecting = False
-        self._local = ("", 0)
-        self._remote = ("", 0)
+        # (host, port) pairs; for a connection, read from the transport when
+        # first asked for (most connections never are: less memory each).
+        self._local: Optional[tuple] = None
+        self._remote: Optional[tuple] = None
         self.server = None  # the TcpServer that handed this socket out, if any
 
     # ------------------------------------------------------------------ events
@@ -161,19 +164,19 @@ class TcpSocket(asyncio.Protocol):
 
     @property
     def local_address(self) -> str:
-        return self._local[0] if self.state != SocketState.UNCONNECTED else ""
+        return self._addresses()[0][0] if self.state != SocketState.UNCONNECTED else ""
 
     @property
     def local_port(self) -> int:
-        return self._local[1] if self.state != SocketState.UNCONNECTED else 0
+        return self._addresses()[0][1] if self.state != SocketState.UNCONNECTED else 0
 
     @property
     def remote_address(self) -> str:
-        return self._remote[0] if self.state in (SocketState.CONNECTED, SocketState.CLOSING) else ""
+        return self._addresses()[1][0] if self.state in (SocketState.CONNECTED, SocketState.CLOSING) else ""
 
     @property
     def remote_port(self) -> int:
-        return self._remote[1] if self.state in (SocketState.CONNECTED, SocketState.CLOSING) else 0
+        return self._addresses()[1][1] if self.state in (SocketState.CONNECTED, SocketState.CLOSING) else 0
 
     @property
     def finished(self) -> bool:
@@ -182,7 +185,7 @@ class TcpSocket(asyncio.Protocol):
 
     @property
     def bytes_to_write(self) -> int:
-        pending = sum(map(len, self._pre_connect))
+        pending = sum(map(len, self._pre_connect)) if self._pre_connect else 0
         if self._transport is not None:
             pending += self._transport.get_write_buffer_size()
         return pending
@@ -253,19 +256,28 @@ class TcpSocket(asyncio.Protocol):
         # high=0: pause/resume_writing then tell exactly when the buffer drains,
         # which is when BYTES_WRITTEN can be reported.
         transport.set_write_buffer_limits(high=0)  # type: ignore[attr-defined]
-        self._local = self._address(transport.get_extra_info("sockname"))
-        self._remote = self._address(transport.get_extra_info("peername"))
+        self._local = self._remote = None  # the transport knows them now
         if self.open_mode == OpenMode.NOT_OPEN:
             self.open_mode = OpenMode.READ_WRITE
         if self._connecting:
             self._connecting = False
             self._set_state(SocketState.CONNECTED)
             self._post(Event.CONNECTED)
-            pending, self._pre_connect = self._pre_connect, []
+            pending, self._pre_connect = self._pre_connect or (), None
             for chunk in pending:
                 self._send(chunk)
         else:
             self.state = SocketState.CONNECTED
+
+    def _addresses(self) -> tuple:
+        """(local, remote) (host, port) pairs; ("", 0) for an end not known."""
+        if self._remote is None:
+            transport = self._transport
+            if transport is None:
+                return self._local or _NO_ADDRESS, _NO_ADDRESS
+            self._local = self._address(transport.get_extra_info("sockname"))
+            self._remote = self._address(transport.get_extra_info("peername"))
+        return self._local, self._remote
 
     @staticmethod
     def _address(name) -> tuple:
@@ -298,6 +310,8 @@ class TcpSocket(asyncio.Protocol):
         return True  # keep our half open: the script may still answer
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
+        if self._transport is not None:
+            self._addresses()  # handlers may still ask until the socket is UNCONNECTED
         transport, self._transport = self._transport, None
         if transport is None and self.state == SocketState.UNCONNECTED:
             return  # aborted by us: already reported
@@ -379,6 +393,9 @@ class TcpSocket(asyncio.Protocol):
         self.open_mode = OpenMode(mode)
         self._clear_read_buffer()
         self._closing_remote = False
+        self._remote = None  # forget a previous connection's ends; bind()'s local one stays
+        if self._bound is None:
+            self._local = None
         self._written_total = self._written_reported = 0
         self._connecting = True
         self._set_state(SocketState.HOST_LOOKUP)
@@ -439,7 +456,7 @@ class TcpSocket(asyncio.Protocol):
     def _connect_failed(self, code: SocketError, text: str) -> None:
         self._connecting = False
         self._connect_task = None
-        self._pre_connect.clear()
+        self._pre_connect = None
         self._close_bound()
         self._fail(code, text)
         self.open_mode = OpenMode.NOT_OPEN
@@ -457,7 +474,7 @@ class TcpSocket(asyncio.Protocol):
         except OSError as exc:
             self._fail(*classify(exc))
             return False
-        self._local = self._address(self._bound.getsockname())
+        self._local, self._remote = self._address(self._bound.getsockname()), None
         self._set_state(SocketState.BOUND)
         return True
 
@@ -486,6 +503,8 @@ class TcpSocket(asyncio.Protocol):
             if connected:
                 self._send(data)
             else:
+                if self._pre_connect is None:
+                    self._pre_connect = []
                 self._pre_connect.append(bytes(data))  # Qt buffers writes made while connecting
         return len(data)
 
@@ -537,7 +556,7 @@ class TcpSocket(asyncio.Protocol):
         transport, self._transport = self._transport, None
         self._cancel_connect()
         self._close_bound()
-        self._pre_connect.clear()
+        self._pre_connect = None
         self.open_mode = OpenMode.NOT_OPEN
         if transport is not None:
             transport.abort()
@@ -572,6 +591,6 @@ class TcpSocket(asyncio.Protocol):
     def __repr__(self) -> str:
         state = SocketState(self.state).name
         if self.state in (SocketState.CONNECTED, SocketState.CLOSING):
-            return (f"TcpSocket({state}_STATE, {self._local[0]}:{self._local[1]} -> "
-                    f"{self._remote[0]}:{self._remote[1]})")
+            (lhost, lport), (rhost, rport) = self._addresses()
+            return f"TcpSocket({state}_STATE, {lhost}:{lport} -> {rhost}:{rport})"
         return f"TcpSocket({state}_STATE)"
