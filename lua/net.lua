@@ -284,7 +284,8 @@ local function method_with_async(class, fname, kinds, body)
 end
 
 local function native_getter(class, prop)
-  class.getters[prop] = function(rec) return native.get(rec.id, prop) end
+  local read = native.getter(class.name, prop)
+  class.getters[prop] = function(rec) return read(rec.id) end
 end
 
 ---------------------------------------------------------------- TcpSocket

@@ -44,7 +44,7 @@ def _optional_int(value: Any) -> Optional[int]:
     return None if value is None else int(value)
 
 
-# Properties Lua may read through native.get(id, name). Strings go out as
+# Properties Lua may read, through the readers native.getter(class, name) makes. Strings go out as
 # bytes: with encoding=None a Python str would reach Lua as a Python object.
 _SERVER_PROPS: Dict[bytes, Callable[[TcpServer], Any]] = {
     b"listening": lambda s: s.listening,
@@ -159,7 +159,7 @@ class Bridge:
             "socket_new": self._socket_new,
             "release": self._release,
             "describe": lambda oid: repr(objects[oid]).encode(),
-            "get": self._get,
+            "getter": self._getter,
             "want": self._want,
             "defer": self._defer,
             "report_error": self._lua_error,
@@ -213,10 +213,12 @@ class Bridge:
         mask = self._wanted.get(oid, 0)
         self._wanted[oid] = (mask | bit) if on else (mask & ~bit)
 
-    def _get(self, oid: int, name: bytes) -> Any:
-        obj = self._objects[oid]
-        table = _SERVER_PROPS if isinstance(obj, TcpServer) else _SOCKET_PROPS
-        return table[name](obj)
+    def _getter(self, class_name: bytes, name: bytes) -> Callable[[int], Any]:
+        """A reader of one property, made once when net.lua loads: a property
+        read is then one call with the object's id."""
+        read = (_SERVER_PROPS if class_name == b"TcpServer" else _SOCKET_PROPS)[name]
+        objects = self._objects
+        return lambda oid: read(objects[oid])
 
     def _release(self, oid: int) -> None:
         """The Lua object was collected (its finaliser calls this)."""

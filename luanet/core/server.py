@@ -201,12 +201,24 @@ class TcpServer:
         sock = TcpSocket(self._events, None, self._bind_address)
         sock.detach()
         self._wrapping += 1
-        task = self._loop.create_task(self._loop.connect_accepted_socket(lambda: sock, conn))
-        task.add_done_callback(lambda t: self._wrapped(t, sock, conn))
+        loop = self._loop
+        make_transport = getattr(loop, "_make_socket_transport", None)
+        if make_transport is not None:
+            # asyncio's selector loops: what their own servers do for each
+            # accepted connection, minus the task and coroutine around it.
+            # The waiter is done once connection_made has run.
+            done = loop.create_future()
+            try:
+                make_transport(conn, sock, done)
+            except Exception as exc:
+                done.set_exception(exc)
+        else:  # other loops (uvloop): the public API
+            done = loop.create_task(loop.connect_accepted_socket(lambda: sock, conn))
+        done.add_done_callback(lambda f: self._wrapped(f, sock, conn))
 
-    def _wrapped(self, task: asyncio.Task, sock: TcpSocket, conn: _socket.socket) -> None:
+    def _wrapped(self, done: asyncio.Future, sock: TcpSocket, conn: _socket.socket) -> None:
         self._wrapping -= 1
-        if task.cancelled() or task.exception() is not None:
+        if done.cancelled() or done.exception() is not None:
             conn.close()
         elif self._lsock is None:
             sock.release()  # closed while we were wrapping it

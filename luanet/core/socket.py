@@ -116,8 +116,9 @@ class TcpSocket(asyncio.Protocol):
         self._bound: Optional[_socket.socket] = None
         self._pre_connect: Optional[List[bytes]] = None  # writes made while connecting
         self._connecting = False
-        # (host, port) pairs; for a connection, read from the transport when
-        # first asked for (most connections never are: less memory each).
+        # Socket names as the OS gives them (converted when a script asks);
+        # for a connection, read from the transport only when first needed:
+        # most connections never are asked, and each saves the memory.
         self._local: Optional[tuple] = None
         self._remote: Optional[tuple] = None
         self.server = None  # the TcpServer that handed this socket out, if any
@@ -274,10 +275,14 @@ class TcpSocket(asyncio.Protocol):
         if self._remote is None:
             transport = self._transport
             if transport is None:
-                return self._local or _NO_ADDRESS, _NO_ADDRESS
-            self._local = self._address(transport.get_extra_info("sockname"))
-            self._remote = self._address(transport.get_extra_info("peername"))
-        return self._local, self._remote
+                return self._address(self._local), _NO_ADDRESS
+            self._keep_addresses(transport)
+        return self._address(self._local), self._address(self._remote)
+
+    def _keep_addresses(self, transport) -> None:
+        # as the transport gives them; converted only when a script asks
+        self._local = transport.get_extra_info("sockname")
+        self._remote = transport.get_extra_info("peername")
 
     @staticmethod
     def _address(name) -> tuple:
@@ -310,8 +315,8 @@ class TcpSocket(asyncio.Protocol):
         return True  # keep our half open: the script may still answer
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
-        if self._transport is not None:
-            self._addresses()  # handlers may still ask until the socket is UNCONNECTED
+        if self._transport is not None and self._remote is None:
+            self._keep_addresses(self._transport)  # handlers may ask until UNCONNECTED
         transport, self._transport = self._transport, None
         if transport is None and self.state == SocketState.UNCONNECTED:
             return  # aborted by us: already reported
@@ -474,7 +479,7 @@ class TcpSocket(asyncio.Protocol):
         except OSError as exc:
             self._fail(*classify(exc))
             return False
-        self._local, self._remote = self._address(self._bound.getsockname()), None
+        self._local, self._remote = self._bound.getsockname(), None
         self._set_state(SocketState.BOUND)
         return True
 
