@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket as _socket
+from _socket import socket as _raw_socket  # socket.socket's C base
 from typing import Deque, Optional, Set
 
 from .constants import Event, SocketError
@@ -171,10 +172,11 @@ class TcpServer:
             if lsock is None or self._paused or self._room() <= 0:
                 break
             try:
-                # _accept() + the family we know: socket.accept() would convert
-                # family, type and proto to enums on every connection.
+                # _accept() and the C socket type: socket.accept() and the
+                # socket.socket wrapper convert family, type and proto to enums
+                # (for us, then again for the loop) on every connection.
                 fd, _ = lsock._accept()
-                conn = _socket.socket(self._family, _socket.SOCK_STREAM, 0, fd)
+                conn = _raw_socket(self._family, _socket.SOCK_STREAM, 0, fd)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -196,7 +198,7 @@ class TcpServer:
         self._update_watch()
         self._events.post(self._emit, Event.ACCEPT_ERROR, int(code), None)
 
-    def _wrap(self, conn: _socket.socket) -> None:
+    def _wrap(self, conn: _raw_socket) -> None:
         conn.setblocking(False)
         sock = TcpSocket(self._events, None, self._bind_address)
         sock.detach()
@@ -216,7 +218,7 @@ class TcpServer:
             done = loop.create_task(loop.connect_accepted_socket(lambda: sock, conn))
         done.add_done_callback(lambda f: self._wrapped(f, sock, conn))
 
-    def _wrapped(self, done: asyncio.Future, sock: TcpSocket, conn: _socket.socket) -> None:
+    def _wrapped(self, done: asyncio.Future, sock: TcpSocket, conn: _raw_socket) -> None:
         self._wrapping -= 1
         if done.cancelled() or done.exception() is not None:
             conn.close()
