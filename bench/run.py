@@ -122,6 +122,16 @@ def tail(path, n=1500):
     return text[-n:].strip()
 
 
+# --malloc tuned: both servers get the glibc settings `luanet run` applies to
+# itself (luanet/alloc.py), through the environment, so the pair stays fair.
+def server_env(opts):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    if opts.malloc == "tuned":
+        from luanet.alloc import MMAP_THRESHOLD, TRIM_THRESHOLD
+        env.update(MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD), MALLOC_TRIM_THRESHOLD_=str(TRIM_THRESHOLD))
+    return env
+
+
 def run_one(impl, loop, scenario, opts):
     """One fresh server, one load-generator run; returns a dict of figures."""
     cmd = [PY, os.path.join(BENCH, SERVERS[impl]), "--loop", loop]
@@ -133,7 +143,7 @@ def run_one(impl, loop, scenario, opts):
          tempfile.NamedTemporaryFile("w+", prefix="bench-lg-", delete=False) as lg_err:
         try:
             server = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=srv_err, cwd=BENCH)
+                                      stderr=srv_err, cwd=BENCH, env=server_env(opts))
             srv = Lines(server.stdout, f"{impl} server")
 
             def stats():
@@ -265,6 +275,9 @@ def main():
     ap.add_argument("--bulk-mib", type=int, default=None, help="MiB per bulk connection (default 64)")
     ap.add_argument("--idle-conns", type=int, default=3000)
     ap.add_argument("--lua", default="5.4")
+    ap.add_argument("--malloc", choices=("default", "tuned"), default="default",
+                    help="glibc malloc settings of both servers: the defaults (what a program "
+                         "embedding luanet gets) or those `luanet run` applies (luanet/alloc.py)")
     opts = ap.parse_args()
     opts.reps = opts.reps or (1 if opts.quick else 2)
     opts.seconds = opts.seconds or (1.0 if opts.quick else 4.0)
@@ -293,7 +306,8 @@ def main():
     print(f"machine: {info['nproc']} cores, {info['cpu']}, Linux {info['kernel']}, "
           f"Python {info['python']}, lupa {info['lupa']}, uvloop {info['uvloop']}, "
           f"load {' '.join(info['loadavg'])}")
-    print(f"loops: {', '.join(loops)}   order per figure: " + " ".join(sides * opts.reps))
+    print(f"loops: {', '.join(loops)}   malloc: {opts.malloc}   order per figure: "
+          + " ".join(sides * opts.reps))
     if b == "luanet":
         why = luanet_available()
         if why:

@@ -6,6 +6,7 @@ import logging
 import sys
 from typing import List, Optional, Sequence
 
+from .alloc import tune_malloc
 from .bridge import LUA_MODULES
 
 USAGE = """\
@@ -67,6 +68,7 @@ def run_script(argv: Sequence[str]) -> int:
 
     script, args, lua, sandbox, bind = parse_run_args(argv)
     logging.basicConfig(level=logging.INFO, format="luanet: %(message)s", stream=sys.stderr)
+    tune_malloc()  # this process is ours: keep bulk buffers in the heap (see alloc.py)
     try:
         host = LuaHost(lua=lua, sandbox=sandbox, bind_address=bind, event_loop="auto")
     except OSError as exc:
