@@ -21,6 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	$(BIN)/pip install -q -e '.[fast]'  # uvloop, so both loops are measured
 	$(BIN)/python bench/run.py
 
 clean:
