@@ -200,6 +200,9 @@ class TcpServer:
 
     def _wrap(self, conn: _raw_socket) -> None:
         conn.setblocking(False)
+        # Replies go out as written, not held back for an ACK (Nagle): asyncio
+        # sets this only for sockets whose proto says TCP, and ours says 0.
+        conn.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         sock = TcpSocket(self._events, None, self._bind_address)
         sock.detach()
         self._wrapping += 1

@@ -1,0 +1,99 @@
+"""luanet.core on its own (no Lua): socket options and flow control of the
+connections a TcpServer accepts, on each event loop implementation here."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import pytest
+
+from luanet.core import EventQueue, TcpServer
+from luanet.core.socket import READ_AHEAD_LIMIT
+
+from conftest import SAFETY
+
+LOOPS = ["asyncio"]
+try:
+    import uvloop  # noqa: F401
+    LOOPS.append("uvloop")
+except ImportError:
+    pass
+
+
+@pytest.fixture(params=LOOPS)
+def loop(request):
+    loop = uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def run_until(loop, predicate):
+    async def poll():
+        while not predicate():
+            await asyncio.sleep(0.005)
+    loop.run_until_complete(asyncio.wait_for(poll(), SAFETY))
+
+
+@pytest.fixture
+def accepted(loop):
+    """(server, python client socket, the server's TcpSocket for it)"""
+    server = TcpServer(EventQueue(loop), bind_address="127.0.0.1")
+    assert server.listen(0)
+    client = socket.create_connection(("127.0.0.1", server.port), timeout=SAFETY)
+    run_until(loop, lambda: server.has_pending_connections)
+    sock = server.next_pending_connection()
+    yield server, client, sock
+    client.close()
+    server.destroy()
+    loop.run_until_complete(asyncio.sleep(0.01))
+
+
+def test_accepted_connections_send_small_writes_at_once(accepted):
+    # Nagle off: a reply written in two pieces is not held back for an ACK
+    _, _, sock = accepted
+    raw = sock._transport.get_extra_info("socket")
+    assert raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_queued_connection_reads_ahead_only_to_the_limit_and_loses_nothing(loop):
+    # A connection waiting in the server's queue holds at most about
+    # READ_AHEAD_LIMIT bytes; the rest waits in the kernel until it is taken.
+    server = TcpServer(EventQueue(loop), bind_address="127.0.0.1")
+    assert server.listen(0)
+    client = socket.create_connection(("127.0.0.1", server.port), timeout=SAFETY)
+    try:
+        run_until(loop, lambda: server.has_pending_connections)
+        queued = server.pending_and_handed_out()[0]
+        payload = os.urandom(64 * READ_AHEAD_LIMIT)  # more than loopback buffers hold
+        client.setblocking(False)
+        sent = 0
+        for _ in range(100):
+            try:
+                sent += client.send(payload[sent:])
+            except BlockingIOError:
+                pass
+            loop.run_until_complete(asyncio.sleep(0.005))
+        assert READ_AHEAD_LIMIT <= queued.bytes_available < 2 * READ_AHEAD_LIMIT
+        assert sent < len(payload)  # the peer was held back, not the data dropped
+
+        sock = server.next_pending_connection()
+        assert sock is queued
+        got = sock.read()
+        for _ in range(2000):  # reading resumed once the socket was taken
+            if sent == len(payload):
+                break
+            try:
+                sent += client.send(payload[sent:])
+            except BlockingIOError:
+                pass
+            loop.run_until_complete(asyncio.sleep(0.001))
+            got += sock.read()
+        run_until(loop, lambda: len(got) + sock.bytes_available >= len(payload))
+        got += sock.read()
+        assert got == payload
+    finally:
+        client.close()
+        server.destroy()
+        loop.run_until_complete(asyncio.sleep(0.01))
