@@ -21,6 +21,7 @@ local concat, remove, char, byte, find, sub, format =
       table.concat, table.remove, string.char, string.byte, string.find, string.sub, string.format
 local unpack = table.unpack or unpack
 local traceback, raw_metatable = debug.traceback, debug.getmetatable
+local sethook, getinfo = debug.sethook, debug.getinfo
 local newproxy = newproxy
 
 local PRIV = setmetatable({}, { __tostring = function() return "<private>" end })
@@ -120,6 +121,64 @@ end
 
 local function on_error(err)
   return traceback(tostring(err), 2)
+end
+
+-- The time limit of LuaHost(handler_time_limit=...): while a handler or
+-- callback runs, a count hook looks at the CPU clock every HOOK_EVERY
+-- instructions and stops it with an error once it has run too long. Past its
+-- deadline the hook fires on every instruction, so a pcall inside the
+-- handler cannot keep it going. Coroutines made by scripts get the hook too.
+-- (LuaJIT runs no hooks in compiled code: the host turns its JIT off.)
+local time_limit = native.handler_time_limit
+local clock = os.clock
+local HOOK_EVERY = 10000
+local deadline, hook_every = nil, HOOK_EVERY
+-- The hook raises only in the scripts' code, never in this file's: not in
+-- the dispatcher between two handlers, nor in a finaliser that runs meanwhile.
+local THIS_FILE = getinfo(1, "S").source
+
+local function over_time()
+  if deadline and clock() > deadline then
+    local running = getinfo(2, "S")
+    if running and running.source == THIS_FILE then return end
+    if hook_every ~= 1 then
+      hook_every = 1
+      sethook(over_time, "", 1)
+    end
+    error(format("handler stopped: it ran longer than %g s (handler_time_limit)", time_limit), 2)
+  end
+end
+
+local function start_clock()
+  deadline = clock() + time_limit
+end
+
+local function stop_clock()
+  deadline = nil
+  if hook_every ~= HOOK_EVERY then
+    hook_every = HOOK_EVERY
+    sethook(over_time, "", HOOK_EVERY)
+  end
+end
+
+if time_limit then
+  sethook(over_time, "", HOOK_EVERY)
+  local create, resume = coroutine.create, coroutine.resume
+  local function hooked_create(fn)
+    local co = create(fn)
+    sethook(co, over_time, "", HOOK_EVERY)
+    return co
+  end
+  coroutine.create = hooked_create
+  local function checked(ok, ...)
+    if not ok then error((...), 0) end
+    return ...
+  end
+  coroutine.wrap = function(fn)
+    local co = hooked_create(fn)
+    return function(...) return checked(resume(co, ...)) end
+  end
+  if jit then jit.off() end
 end
 
 -- Deferred calls: callbacks of the _async methods run from the loop, later.
@@ -568,7 +627,11 @@ local function deliver(kind, id, a)
   if kind == CALL then
     local fn = deferred[id]
     deferred[id] = nil
-    if fn then fn() end
+    if fn then
+      if time_limit then start_clock() end
+      fn()
+      deadline = nil
+    end
     return
   end
   local obj = registry[id]
@@ -584,8 +647,10 @@ local function deliver(kind, id, a)
   end
   local handler = rec[HANDLER_OF[kind]]
   if handler then
+    if time_limit then start_clock() end
     -- exactly the documented arguments: varargs and spies see no trailing nil
     if ARITY[kind] == 1 then handler(obj) else handler(obj, a) end
+    deadline = nil
   end
 end
 
@@ -610,6 +675,7 @@ local function dispatch(...)
   batch, batch_n, next_i = { ... }, select("#", ...), 1
   while next_i <= batch_n do
     local ok, err = xpcall(deliver_rest, on_error)
+    if time_limit then stop_clock() end
     if not ok then report(err) end
   end
   batch, batch_n, next_i = outer, outer_n, outer_i

@@ -88,7 +88,8 @@ class Bridge:
     """A Lua runtime with net and luanet installed, wired to an EventQueue."""
 
     def __init__(self, events: EventQueue, *, lua: str = "5.4", sandbox: bool = True,
-                 bind_address: Optional[str] = None,
+                 bind_address: Optional[str] = None, max_memory: Optional[int] = None,
+                 handler_time_limit: Optional[float] = None,
                  report_error: Callable[[str], None],
                  run_until: Callable[[Callable[[], Any], float], Any],
                  run_for: Callable[[float], Any]):
@@ -100,6 +101,8 @@ class Bridge:
                                        unpack_returned_tuples=True)
         if sandbox:
             options["attribute_filter"] = _deny_attribute
+        if max_memory is not None:
+            options["max_memory"] = max_memory
         self.runtime = lupa_module.LuaRuntime(**options)
         self.version = lua
         self.sandbox = sandbox
@@ -118,6 +121,8 @@ class Bridge:
         events.after_batch = self.flush
 
         native = self.runtime.table_from({k.encode(): v for k, v in self.native_functions().items()})
+        if handler_time_limit is not None:
+            native[b"handler_time_limit"] = float(handler_time_limit)
         self.net, self._dispatch, self._shutdown = self._run_chunk("net.lua", native)
         self.luanet, lua_print = self._run_chunk("luanet.lua", native)
         self.runtime.globals()[b"print"] = lua_print

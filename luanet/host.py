@@ -110,7 +110,18 @@ class LuaHost:
     def __init__(self, lua: str = "5.4", sandbox: bool = True, bind_address: Optional[str] = None,
                  on_error: Optional[Callable[[str], Any]] = None,
                  loop: Optional[asyncio.AbstractEventLoop] = None,
-                 event_loop: Optional[str] = None):
+                 event_loop: Optional[str] = None, max_memory: Optional[int] = None,
+                 handler_time_limit: Optional[float] = None):
+        """max_memory: bytes the Lua side may allocate; past it, allocation
+        fails with a Lua error ("not enough memory") where it happens.
+        handler_time_limit: seconds of CPU a single handler or callback may
+        run before it is stopped with a Lua error (on LuaJIT this turns the
+        JIT compiler off, which runs no hooks). Both errors reach on_error
+        like any other, and the host carries on."""
+        if max_memory is not None and (not isinstance(max_memory, int) or max_memory <= 0):
+            raise ValueError("max_memory must be a positive number of bytes")
+        if handler_time_limit is not None and not handler_time_limit > 0:
+            raise ValueError("handler_time_limit must be a positive number of seconds")
         self._owns_loop = loop is None
         self.loop = new_event_loop(event_loop) if loop is None else loop
         self._events = EventQueue(self.loop)
@@ -118,6 +129,7 @@ class LuaHost:
         self._stop: Optional[asyncio.Future] = None
         self._closed = False
         self._bridge = Bridge(self._events, lua=lua, sandbox=sandbox, bind_address=bind_address,
+                              max_memory=max_memory, handler_time_limit=handler_time_limit,
                               report_error=self._report_error,
                               run_until=self._run_until_from_lua, run_for=self.run_for)
         self.lua_version = lua
