@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import threading
 from typing import List, Optional, Sequence
 
 from .alloc import tune_malloc
@@ -63,6 +66,47 @@ def parse_run_args(argv: Sequence[str]):
     return positional[0], positional[1:], lua, sandbox, bind
 
 
+class SignalWatch:
+    """Ctrl-C and SIGTERM for `luanet run`, taken by a thread (sigwait), not by
+    the event loop: they must work even when the script's Lua code never
+    returns to the loop (`while true do end`), where a loop's signal handler
+    would never run. The first signal asks the loop to stop (stop accepting,
+    flush, close, exit 0); if the loop has not taken that request within
+    GRACE seconds, the script is stuck and the process exits at once with
+    128 + the signal's number, as a shell reports an interrupted program. A
+    second signal exits at once too."""
+
+    GRACE = 3.0
+    SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+    def __init__(self, host):
+        self.host = host
+        self.fired = False
+        self._taken = threading.Event()
+        signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)  # only the thread gets them
+        threading.Thread(target=self._watch, name="luanet-signals", daemon=True).start()
+
+    def _watch(self) -> None:
+        sig = signal.sigwait(self.SIGNALS)
+        self.fired = True
+        try:
+            self.host.loop.call_soon_threadsafe(self._stop_in_loop)
+        except RuntimeError:  # the loop is closed: we are on the way out anyway
+            return
+        again = signal.sigtimedwait(self.SIGNALS, self.GRACE)
+        if again is None and self._taken.is_set():
+            signal.sigwait(self.SIGNALS)  # closing normally; a second one still exits
+        elif again is None:
+            sys.stderr.write("luanet: interrupted, but the script's Lua code has not returned "
+                             f"to the event loop for {self.GRACE:g} s: exiting without closing\n")
+        sys.stderr.flush()
+        os._exit(128 + sig)
+
+    def _stop_in_loop(self) -> None:
+        self._taken.set()
+        self.host.stop()
+
+
 def run_script(argv: Sequence[str]) -> int:
     from .host import LuaError, LuaHost
 
@@ -74,6 +118,8 @@ def run_script(argv: Sequence[str]) -> int:
     except OSError as exc:
         print(f"luanet: {exc}", file=sys.stderr)
         return 1
+    # POSIX: signals through a thread; elsewhere serve_forever's own handlers
+    watch = SignalWatch(host) if hasattr(signal, "pthread_sigmask") else None
     try:
         arg = host._bridge.runtime.table_from(
             {i: a.encode() for i, a in enumerate([script] + list(args))})
@@ -89,7 +135,8 @@ def run_script(argv: Sequence[str]) -> int:
         except OSError as exc:
             print(f"luanet: cannot open {script}: {exc.strerror}", file=sys.stderr)
             return 1
-        host.serve_forever(until_idle=True)
+        if watch is None or not watch.fired:  # Ctrl-C during the script's top level: done
+            host.serve_forever(until_idle=True)
         return 0
     finally:
         host.close()  # stop accepting, flush what was written, close

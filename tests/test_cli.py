@@ -211,3 +211,58 @@ def test_handler_error_is_reported_and_server_keeps_serving(script):
         assert b"handler failed" in proc.stderr.read()
     finally:
         proc.kill()
+
+
+@pytest.mark.parametrize("where", ["top level", "handler"])
+def test_ctrl_c_ends_a_script_stuck_in_lua(script, where):
+    # The loop never gets control back, so it cannot handle the signal: the
+    # signal thread notices and exits with 128 + SIGINT after its grace time.
+    if where == "top level":
+        source = 'print("looping"); while true do end'
+    else:
+        source = ECHO + """
+        server.new_connection_handler = function(s)
+          s:next_pending_connection()
+          print("looping")
+          while true do end
+        end
+        """
+    proc = start(["run", str(script(source))])
+    try:
+        if where == "handler":
+            port = port_from(read_line_with(proc, b"listening on port"))
+            socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        read_line_with(proc, b"looping")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 128 + signal.SIGINT
+        assert b"has not returned to the event loop" in proc.stderr.read()
+    finally:
+        proc.kill()
+
+
+def test_second_ctrl_c_exits_at_once_while_closing(script):
+    # A client that never reads keeps the graceful close waiting; a second
+    # Ctrl-C does not wait for it.
+    path = script("""
+    server = net.TcpServer.new()
+    assert(server:listen(0))
+    server.new_connection_handler = function(s)
+      local c = s:next_pending_connection()
+      c:write_string(string.rep("z", 64 * 1024 * 1024))
+      print("written")
+    end
+    print("listening on port " .. server.port)
+    """)
+    proc = start(["run", str(path)])
+    try:
+        port = port_from(read_line_with(proc, b"listening on port"))
+        client = socket.create_connection(("127.0.0.1", port), timeout=10)
+        read_line_with(proc, b"written")
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert proc.poll() is None  # still flushing to a client that does not read
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 128 + signal.SIGINT
+        client.close()
+    finally:
+        proc.kill()
