@@ -81,22 +81,33 @@ def test_example_echo_serves_and_sigterm_exits_zero():
         proc.kill()
 
 
-def test_ctrl_c_flushes_what_was_written_then_exits_zero(script):
+def start_big_writer(script, mib):
+    """`luanet run` of a server that writes `mib` MiB to its first client;
+    returns (process, client) once the write is made."""
     path = script("""
     server = net.TcpServer.new()
     assert(server:listen(0))
     server.new_connection_handler = function(s)
       local c = s:next_pending_connection()
-      c:write_string(string.rep("z", 4 * 1024 * 1024))
+      c:write_string(string.rep("z", %d * 1024 * 1024))
       print("written")
     end
     print("listening on port " .. server.port)
-    """)
+    """ % mib)
     proc = start(["run", str(path)])
     try:
         port = port_from(read_line_with(proc, b"listening on port"))
         client = socket.create_connection(("127.0.0.1", port), timeout=10)
         read_line_with(proc, b"written")
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, client
+
+
+def test_ctrl_c_flushes_what_was_written_then_exits_zero(script):
+    proc, client = start_big_writer(script, 4)
+    try:
         proc.send_signal(signal.SIGINT)  # while 4 MiB still sit unread in the pipe
         got = 0
         while True:
@@ -243,21 +254,8 @@ def test_ctrl_c_ends_a_script_stuck_in_lua(script, where):
 def test_second_ctrl_c_exits_at_once_while_closing(script):
     # A client that never reads keeps the graceful close waiting; a second
     # Ctrl-C does not wait for it.
-    path = script("""
-    server = net.TcpServer.new()
-    assert(server:listen(0))
-    server.new_connection_handler = function(s)
-      local c = s:next_pending_connection()
-      c:write_string(string.rep("z", 64 * 1024 * 1024))
-      print("written")
-    end
-    print("listening on port " .. server.port)
-    """)
-    proc = start(["run", str(path)])
+    proc, client = start_big_writer(script, 64)
     try:
-        port = port_from(read_line_with(proc, b"listening on port"))
-        client = socket.create_connection(("127.0.0.1", port), timeout=10)
-        read_line_with(proc, b"written")
         proc.send_signal(signal.SIGINT)
         time.sleep(0.5)
         assert proc.poll() is None  # still flushing to a client that does not read
