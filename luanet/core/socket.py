@@ -484,18 +484,15 @@ class TcpSocket(asyncio.Protocol):
         return True
 
     def write(self, data: bytes) -> int:
-        transport = self._transport
-        if transport is not None and self.state == _CONNECTED and self.open_mode in _WRITABLE:
-            if data:  # the common case, inline: this runs once per echoed message
-                transport.write(data)
-                self._written_total += len(data)
-                if self.notify_bytes_written and not self._written_posted:
-                    self._written_posted = True
-                    self._events.post(self._report_written)
+        if self._transport is not None and self.state == _CONNECTED and self.open_mode in _WRITABLE:
+            if data:
+                self._send(data)
             return len(data)
-        return self._write_other_states(data)
+        return self._write_unless_connected(data)
 
-    def _write_other_states(self, data: bytes) -> int:
+    def _write_unless_connected(self, data: bytes) -> int:
+        """write() for a socket that is not connected and writable: queued
+        while connecting (as Qt does), else -1 with the error set."""
         state = self.state
         connected = state == SocketState.CONNECTED and self._transport is not None
         if not connected and state not in (SocketState.HOST_LOOKUP, SocketState.CONNECTING):
@@ -505,12 +502,9 @@ class TcpSocket(asyncio.Protocol):
             self._fail(SocketError.OPERATION, "The socket is not open for writing", post=False)
             return -1
         if data:
-            if connected:
-                self._send(data)
-            else:
-                if self._pre_connect is None:
-                    self._pre_connect = []
-                self._pre_connect.append(bytes(data))  # Qt buffers writes made while connecting
+            if self._pre_connect is None:
+                self._pre_connect = []
+            self._pre_connect.append(bytes(data))  # Qt buffers writes made while connecting
         return len(data)
 
     def _send(self, data: bytes) -> None:
