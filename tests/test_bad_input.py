@@ -162,33 +162,29 @@ def test_listen_unusable_port_returns_false_without_raising(host, port):
     assert host.eval("server.listening") is False
 
 
-def test_listen_port_in_use_returns_false_with_address_in_use(host):
+@pytest.fixture
+def port_in_use():
+    """A port a Python socket listens on for the test's length."""
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
     blocker.listen(1)
-    try:
-        port = blocker.getsockname()[1]
-        host.execute("server = net.TcpServer.new(); result = server:listen(%d)" % port)
-        assert host.eval("result") is False
-        assert lua_int(host, "server.error") == 8
-        assert host.eval("server.error_string") != b""
-    finally:
-        blocker.close()
+    yield blocker.getsockname()[1]
+    blocker.close()
 
 
-def test_bind_port_in_use_returns_false_with_address_in_use(host):
-    blocker = socket.socket()
-    blocker.bind(("127.0.0.1", 0))
-    blocker.listen(1)
-    try:
-        port = blocker.getsockname()[1]
-        host.execute("s = net.TcpSocket.new(); result = s:bind(%d)" % port)
-        assert host.eval("result") is False
-        assert lua_int(host, "s.error") == 8
-        assert host.eval("s.error_string") != b""
-        assert lua_int(host, "s.state") != 4
-    finally:
-        blocker.close()
+def test_listen_port_in_use_returns_false_with_address_in_use(host, port_in_use):
+    host.execute("server = net.TcpServer.new(); result = server:listen(%d)" % port_in_use)
+    assert host.eval("result") is False
+    assert lua_int(host, "server.error") == 8
+    assert host.eval("server.error_string") != b""
+
+
+def test_bind_port_in_use_returns_false_with_address_in_use(host, port_in_use):
+    host.execute("s = net.TcpSocket.new(); result = s:bind(%d)" % port_in_use)
+    assert host.eval("result") is False
+    assert lua_int(host, "s.error") == 8
+    assert host.eval("s.error_string") != b""
+    assert lua_int(host, "s.state") != 4
 
 
 @pytest.mark.parametrize("port", [65536, -1])
