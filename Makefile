@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test stress bench clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Stress-marked tests at full size (the fuzzers for minutes); make test runs
+# them at small sizes.
+stress: $(STAMP)
+	LUANET_STRESS=1 $(BIN)/python -m pytest -q -m stress
 
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[fast]'  # uvloop, so both loops are measured
