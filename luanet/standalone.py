@@ -94,15 +94,26 @@ local function message(msg, plain)
   stderr:flush()
 end
 
+local old_report = version == "5.1" or version == "luajit"   -- lua.c of 5.1
 local function msghandler(msg)
-  if type(msg) ~= "string" and type(msg) ~= "number" then
+  local kind = type(msg)
+  if kind ~= "string" and kind ~= "number" and version == "luajit" and msg ~= nil then
+    local mt = getmetatable(msg)        -- luajit.c: __tostring, then a traceback
+    local s = mt and mt.__tostring and mt.__tostring(msg)
+    if type(s) == "string" or type(s) == "number" then msg, kind = s, type(s) end
+  end
+  if kind ~= "string" and kind ~= "number" then
+    if old_report or (version == "5.2" and msg == nil) then
+      return msg                        -- 5.1: kept as it is; nil: no message at all
+    end
     local mt = getmetatable(msg)
     local ts = mt and mt.__tostring
     if ts then
       local s = ts(msg)
-      if type(s) == "string" then return s end
+      if version == "5.2" or type(s) == "string" then return s end
     end
-    msg = "(error object is a " .. type(msg) .. " value)"
+    if version == "5.2" then return "(no error message)" end
+    msg = "(error object is a " .. kind .. " value)"
   end
   -- lua's traceback ends at the main chunk; ours would go on into this driver
   local lines = {}
@@ -112,7 +123,7 @@ local function msghandler(msg)
       local cut = i
       if cut > 1 and lines[cut - 1]:find("tail call", 1, true) then cut = cut - 1 end
       for j = #lines, cut, -1 do lines[j] = nil end
-      lines[#lines + 1] = "\t[C]: in ?"
+      lines[#lines + 1] = old_report and "\t[C]: ?" or "\t[C]: in ?"
       break
     end
   end
@@ -127,7 +138,12 @@ local function docall(f, ...)
 end
 
 local function report(r, plain)
-  if not r[1] then message(tostring(r[2]), plain) end
+  local msg = r[2]
+  if not r[1] and msg ~= nil then
+    local kind = type(msg)
+    message((kind == "string" or kind == "number") and tostring(msg)
+            or "(error object is not a string)", plain)
+  end
   return r[1]
 end
 

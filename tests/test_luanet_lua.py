@@ -156,3 +156,301 @@ def test_a_second_version_gets_no_c_modules_and_does_not_crash():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "function"
     assert "C modules disabled for Lua 5.1" in proc.stderr
+
+
+# --------------------------------------------------------------------------
+# luanet-lua, as a real process
+
+def _luanet_lua_command():
+    script = os.path.join(os.path.dirname(sys.executable), "luanet-lua")
+    if os.path.exists(script):
+        return [script]
+    return [sys.executable, "-m", "luanet.standalone"]  # not installed as a script (yet)
+
+
+LUANET_LUA = _luanet_lua_command()
+PROG = os.path.basename(LUANET_LUA[-1])  # the name in its messages, as lua uses argv[0]
+
+
+def luanet_lua(*args, stdin="", env=None, lua=None, cwd=None, timeout=TIMEOUT):
+    full_env = dict(os.environ)
+    full_env.pop("LUA_INIT", None)
+    full_env.pop("LUA_INIT_5_4", None)
+    if lua is not None:
+        full_env["LUANET_LUA"] = lua
+    full_env.update(env or {})
+    return subprocess.run(LUANET_LUA + list(args), input=stdin, capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=timeout)
+
+
+def lua_script(tmp_path, text, name="script.lua"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_e_runs_code_and_v_prints_the_version():
+    proc = luanet_lua("-e", "print(1 + 1, _VERSION)")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "2\tLua 5.4\n", "")
+    proc = luanet_lua("-v")
+    assert proc.returncode == 0 and proc.stdout.startswith("Lua 5.4  Copyright"), proc
+    proc = luanet_lua("-v", lua="5.1")  # lua5.1 prints its version on stderr
+    assert proc.returncode == 0 and proc.stderr.startswith("Lua 5.1  Copyright"), proc
+    proc = luanet_lua("-e", "print(_VERSION, type(jit))", lua="luajit")
+    assert proc.stdout == "Lua 5.1\ttable\n", proc
+
+
+def test_bad_options_exit_1_with_lua_s_usage():
+    proc = luanet_lua("-e")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"{PROG}: '-e' needs argument\nusage: {PROG} [options]"), proc.stderr
+    proc = luanet_lua("-x")
+    assert proc.returncode == 1 and f"{PROG}: unrecognized option '-x'" in proc.stderr
+    proc = luanet_lua("-e", "print(1)", lua="6.0")
+    assert proc.returncode == 1 and "LUANET_LUA='6.0'" in proc.stderr and proc.stdout == ""
+
+
+ARG_DUMP = """
+local out = {}
+for i = -3, #arg do out[#out + 1] = tostring(i) .. "=" .. tostring(arg[i]) end
+print(table.concat(out, " "))
+print("...", select("#", ...), ...)
+"""
+
+
+def test_arg_is_set_as_lua_sets_it(tmp_path):
+    script = lua_script(tmp_path, ARG_DUMP)
+    proc = luanet_lua("-e", "x = 1", str(script), "a", "b c")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"-3={LUANET_LUA[-1]} -2=-e -1=x = 1 0={script} 1=a 2=b c"
+    assert lines[1] == "...\t2\ta\tb c"
+    system = shutil.which("lua5.4")
+    if system:  # the same table as the real lua, but for the interpreter's name
+        real = subprocess.run([system, "-e", "x = 1", str(script), "a", "b c"], capture_output=True,
+                              text=True, timeout=TIMEOUT)
+        assert real.stdout.replace(system, LUANET_LUA[-1]) == proc.stdout
+    # without a script: arg[0] is the interpreter, the options are positive
+    proc = luanet_lua("-e", "print(arg[0] == arg[0], arg[1], arg[2], arg[-1])")
+    assert proc.stdout == "true\t-e\tprint(arg[0] == arg[0], arg[1], arg[2], arg[-1])\tnil\n"
+
+
+def test_lua_init_and_E(tmp_path):
+    assert luanet_lua("-e", "print(x)", env={"LUA_INIT": "x = 5"}).stdout == "5\n"
+    both = {"LUA_INIT": "x = 5", "LUA_INIT_5_4": "x = 54"}
+    assert luanet_lua("-e", "print(x)", env=both).stdout == "54\n"
+    assert luanet_lua("-e", "print(x)", env=both, lua="5.1").stdout == "5\n"
+    init = lua_script(tmp_path, "x = 'from file'", "init.lua")
+    assert luanet_lua("-e", "print(x)", env={"LUA_INIT": f"@{init}"}).stdout == "from file\n"
+    assert luanet_lua("-E", "-e", "print(x)", env=both).stdout == "nil\n"
+    proc = luanet_lua("-e", "print(x)", env={"LUA_INIT": "error('in init')"})
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith(f"{PROG}: LUA_INIT:1: in init"), proc.stderr
+
+
+def test_lua_path_and_default_paths(tmp_path):
+    (tmp_path / "mymod.lua").write_text("return { answer = 42 }")
+    code = "print(require('mymod').answer)"
+    assert luanet_lua("-e", code, env={"LUA_PATH": f"{tmp_path}/?.lua"}).stdout == "42\n"
+    assert luanet_lua("-e", code, cwd=str(tmp_path)).stdout == "42\n"  # ./?.lua by default
+    expected_path, expected_cpath = lua_env.default_paths("5.1", {})
+    proc = luanet_lua("-E", "-e", "print(package.path) print(package.cpath)", lua="5.1",
+                      env={"LUA_PATH": "nowhere/?.lua"})
+    assert proc.stdout == f"{expected_path}\n{expected_cpath}\n"
+
+
+def test_stdin_as_the_script():
+    proc = luanet_lua("-", "a", "b", stdin="print('stdin', ...)")
+    assert proc.stdout == "stdin\ta\tb\n", proc.stderr
+    proc = luanet_lua(stdin="print('piped')")  # no script, stdin not a terminal: run it
+    assert proc.stdout == "piped\n"
+    proc = luanet_lua("--", "-", stdin="print('not run')")  # after --, "-" is a file name
+    assert proc.returncode == 1 and proc.stdout == "" and "cannot open -" in proc.stderr
+
+
+def test_interactive_mode_reads_statements_and_expressions():
+    proc = luanet_lua("-i", stdin="x = 20 + 1\nx\n=x * 2\nfor i = 1, 2 do\nprint('loop', i)\nend\n"
+                                  "error('oops')\nprint('after')\n")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "21\n" in out and "42\n" in out and "loop\t1\n" in out and "loop\t2\n" in out
+    assert "after\n" in out and "oops" in proc.stderr
+
+
+def test_errors_and_exit_codes_as_lua(tmp_path):
+    lua_script(tmp_path, "local function f() error('deep') end\nf()\n")
+    proc = luanet_lua("script.lua", cwd=str(tmp_path))
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == (f"{PROG}: script.lua:1: deep\nstack traceback:\n\t[C]: in function "
+                           "'error'\n\tscript.lua:1: in local 'f'\n\tscript.lua:2: in main chunk\n"
+                           "\t[C]: in ?\n")
+    for version, exe in SYSTEM_LUA.items():  # the same as each real lua, where installed
+        system = shutil.which(exe)
+        if system is None or version == "luajit":  # (luajit ends with a C address)
+            continue
+        for args in (["script.lua"], ["-e", "error()"], ["-e", "error({})"], ["-e", "error(7)"]):
+            real = subprocess.run([exe] + args, capture_output=True, text=True,
+                                  timeout=TIMEOUT, cwd=str(tmp_path))
+            ours = luanet_lua(*args, lua=version, cwd=str(tmp_path))
+            assert (ours.returncode, ours.stderr) == \
+                (real.returncode, real.stderr.replace(exe + ":", PROG + ":")), (version, args)
+    proc = luanet_lua("-e", "error({})")
+    assert proc.stderr.startswith(f"{PROG}: (error object is a table value)\n")
+    proc = luanet_lua("-e", "error(setmetatable({}, {__tostring = function() return 'TS' end}))")
+    assert proc.stderr == f"{PROG}: TS\n"
+    proc = luanet_lua("-e", "x = = 1")
+    assert proc.returncode == 1 and proc.stderr.startswith(f"{PROG}: (command line):1:")
+    proc = luanet_lua(str(tmp_path / "missing.lua"))
+    assert proc.returncode == 1 and "cannot open" in proc.stderr and "missing.lua" in proc.stderr
+    assert luanet_lua("-e", "print(1)", "-e", "error('second')").stdout == "1\n"
+
+
+@pytest.mark.parametrize("code, status", [("os.exit(3)", 3), ("os.exit(true)", 0),
+                                          ("os.exit(false)", 1), ("os.exit()", 0)])
+def test_os_exit_flushes_and_sets_the_status(code, status):
+    proc = luanet_lua("-e", f"io.write('partial') print(' line') io.write('tail') {code}")
+    assert (proc.returncode, proc.stdout) == (status, "partial line\ntail")
+
+
+def test_print_and_io_write_keep_their_order():
+    proc = luanet_lua("-e", "io.write('a') print('b') io.write('c\\n') print(nil, 1, true)")
+    assert proc.stdout == "ab\nc\nnil\t1\ttrue\n"
+
+
+SERVER = """
+local server = net.TcpServer.new()
+assert(server:listen(0))
+print("port " .. server.port)
+io.stdout:flush()
+server.new_connection_handler = function(s)
+  local sock = s:next_pending_connection()
+  sock.ready_read_handler = function(c)
+    c:write_string("echo:" .. c:read_all_string())
+    c:disconnect()
+    server:close()
+  end
+end
+"""
+
+
+def test_a_script_that_listens_serves_a_client_then_exits(tmp_path):
+    import socket
+    script = lua_script(tmp_path, SERVER)
+    proc = subprocess.Popen(LUANET_LUA + [str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # the script's top level has returned: serving now
+        assert line.startswith("port "), (line, proc.stderr.read() if proc.poll() is not None else "")
+        with socket.create_connection(("127.0.0.1", int(line.split()[1])), timeout=TIMEOUT) as c:
+            c.sendall(b"hello")
+            received = b""
+            while True:
+                chunk = c.recv(100)
+                if not chunk:
+                    break
+                received += chunk
+        assert received == b"echo:hello"
+        assert proc.wait(timeout=TIMEOUT) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+@pytest.mark.parametrize("version", ["5.4", "5.1", "luajit"])
+def test_c_modules_load_in_luanet_lua(version):
+    need_c_modules(version, "lfs", "socket.core")
+    proc = luanet_lua("-l", "lfs", "-e", "print(lfs.currentdir(), require('socket')._VERSION)",
+                      lua=version, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("/\tLuaSocket")
+
+
+# --------------------------------------------------------------------------
+# busted --lua=luanet-lua (Debian's lua-busted)
+
+PLAIN_SPEC = """
+describe("plain", function()
+  it("adds", function() assert.are.equal(4, 2 + 2) end)
+  it("compares tables", function() assert.are.same({ 1 }, { 2 }) end)
+  pending("later")
+  it("errors", function() error("oops") end)
+  describe("nested", function()
+    local n
+    before_each(function() n = 1 end)
+    it("spies", function()
+      local s = spy.new(function() end)
+      s(n)
+      assert.spy(s).was.called_with(1)
+    end)
+  end)
+end)
+"""
+
+NET_SPEC = """
+describe("net under busted", function()
+  it("echoes over 127.0.0.1", function()
+    local net = require("net")
+    local server = net.TcpServer.new()
+    assert.is_true(server:listen(0))
+    server.new_connection_handler = function(s)
+      local c = s:next_pending_connection()
+      c.ready_read_handler = function(c) c:write_string(c:read_all_string()) end
+    end
+    local client, got = net.TcpSocket.new(), ""
+    client.ready_read_handler = function(c) got = got .. c:read_all_string() end
+    client.connected_handler = function(c) c:write_string("ping") end
+    client:connect("127.0.0.1", server.port)
+    assert.is_true(luanet.run_until(function() return got == "ping" end, 10))
+    client:abort()
+    server:close()
+  end)
+end)
+"""
+
+
+def _busted(spec_dir, *args, lua=None):
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(LUANET_LUA[0]) + os.pathsep + env.get("PATH", "")
+    if lua is not None:
+        env["LUANET_LUA"] = lua
+    return subprocess.run(["busted", "-o", "TAP", *args], cwd=str(spec_dir), capture_output=True,
+                          text=True, env=env, timeout=TIMEOUT * 2)
+
+
+def _tap_results(output):
+    return [line for line in output.splitlines() if line.startswith(("ok ", "not ok "))]
+
+
+@pytest.mark.parametrize("version", ["5.4", "5.1"])
+def test_busted_runs_under_luanet_lua(tmp_path, version):
+    if shutil.which("busted") is None:
+        pytest.skip("busted is not installed (Debian: apt-get install lua-busted)")
+    if LUANET_LUA[0] == sys.executable:
+        pytest.skip("luanet-lua is not installed as a console script (pip install -e .)")
+    busted_dir = f"/usr/share/lua/{version}/busted"
+    if not os.path.isdir(busted_dir):
+        pytest.skip(f"busted has no modules for Lua {version} here ({busted_dir})")
+    spec = tmp_path / "spec"
+    spec.mkdir()
+    (spec / "plain_spec.lua").write_text(PLAIN_SPEC)
+    (spec / "net_spec.lua").write_text(NET_SPEC)
+    ours = _busted(tmp_path, "--lua=luanet-lua", lua=version)
+    assert _tap_results(ours.stdout) == [
+        "ok 1 - net under busted echoes over 127.0.0.1",
+        "ok 2 - plain adds",
+        "not ok 3 - plain compares tables",
+        "ok 4 - # SKIP plain later",
+        "not ok 5 - plain errors",
+        "ok 6 - plain nested spies",
+    ], ours.stdout + ours.stderr
+    assert ours.returncode == 1, ours.stderr  # busted exits 1 when anything failed
+    system = shutil.which(SYSTEM_LUA[version])
+    if system:  # the plain spec gives real busted on real lua the same results
+        (spec / "net_spec.lua").unlink()
+        real = _busted(tmp_path, f"--lua={system}")
+        ours = _busted(tmp_path, "--lua=luanet-lua", lua=version)
+        assert _tap_results(real.stdout) == _tap_results(ours.stdout)
+        assert real.returncode == ours.returncode
