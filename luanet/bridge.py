@@ -236,7 +236,7 @@ class Bridge:
             if obj.listening:
                 log.warning("luanet: a listening TcpServer (port %d) was garbage-collected; "
                             "keep a reference to it (e.g. in a global) to keep it serving", obj.port)
-            obj.destroy()
+            obj.release()
         else:
             obj.release()
 
@@ -313,7 +313,7 @@ class Bridge:
             obj.tag = None
             if isinstance(obj, TcpServer):
                 closing.extend(obj.pending_and_handed_out())
-                obj.destroy()
+                obj.release()
             else:
                 closing.append(obj)
                 obj.release()

@@ -46,7 +46,7 @@ def accepted(loop):
     sock = server.next_pending_connection()
     yield server, client, sock
     client.close()
-    server.destroy()
+    server.release()
     loop.run_until_complete(asyncio.sleep(0.01))
 
 
@@ -90,10 +90,14 @@ def test_queued_connection_reads_ahead_only_to_the_limit_and_loses_nothing(loop)
                 pass
             loop.run_until_complete(asyncio.sleep(0.001))
             got += sock.read()
-        run_until(loop, lambda: len(got) + sock.bytes_available >= len(payload))
-        got += sock.read()
-        assert got == payload
+        parts = [got]
+
+        def all_read():  # reading pauses while unread bytes sit at the limit
+            parts.append(sock.read())
+            return sum(map(len, parts)) >= len(payload)
+        run_until(loop, all_read)
+        assert b"".join(parts) == payload
     finally:
         client.close()
-        server.destroy()
+        server.release()
         loop.run_until_complete(asyncio.sleep(0.01))

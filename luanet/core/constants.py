@@ -65,3 +65,18 @@ class Event(IntEnum):
     TIMEOUT = 20            # () the timer fired
     # Host-level
     CALL = 30               # (token) a deferred call/callback is due
+
+
+# Open modes are flags, as Qt's OpenMode: any sum of the members above is a
+# mode, provided it reads or writes (APPEND_MODE implies writing).
+MODE_READ = 1        # OpenMode.READ_ONLY
+MODE_WRITE = 2 | 4   # OpenMode.WRITE_ONLY or OpenMode.APPEND
+_ALL_MODE_FLAGS = 1 | 2 | 4 | 8
+
+
+def open_mode_valid(mode: object) -> bool:
+    """True for a usable open mode: an int made only of OpenMode flags that
+    reads (1) and/or writes (2 or 4). TRUNCATE_MODE alone, NOT_OPEN_MODE and
+    unknown bits are not. The one rule for core and for Lua's argument check."""
+    return (isinstance(mode, int) and not isinstance(mode, bool)
+            and mode & ~_ALL_MODE_FLAGS == 0 and mode & (MODE_READ | MODE_WRITE) != 0)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import socket as _socket
 from _socket import socket as _raw_socket  # socket.socket's C base
 from typing import Deque, Optional, Set
 
+from .budget import MemoryBudget
 from .constants import Event, SocketError
 from .errors import RESOURCE_ERRNOS, TRANSIENT_ACCEPT_ERRNOS, classify
 from .events import EventQueue
@@ -24,15 +26,23 @@ from .socket import Listener, TcpSocket, dual_stack_socket
 DEFAULT_MAX_PENDING = 30
 # accept() calls per readiness callback, so one busy server can't starve the loop.
 ACCEPT_BATCH = 64
+# Without an accept-error handler, accepting is retried after this back-off
+# (doubling up to the maximum) instead of staying paused (API.md section 6).
+ACCEPT_RETRY_FIRST = 0.1
+ACCEPT_RETRY_MAX = 5.0
+
+log = logging.getLogger("luanet")
 
 
 class TcpServer:
     __slots__ = ("tag", "listener", "socket_listener", "_events", "_loop", "_bind_address",
                  "_lsock", "_watching", "_paused", "_max_pending", "_queue", "_wrapping",
-                 "_handed_out", "_family", "error", "error_string", "__weakref__")
+                 "_handed_out", "_family", "error", "error_string", "_budget",
+                 "accept_error_handled", "_retry", "_retry_delay", "_logged", "__weakref__")
 
     def __init__(self, events: EventQueue, listener: Optional[Listener] = None,
-                 socket_listener: Optional[Listener] = None, bind_address: Optional[str] = None):
+                 socket_listener: Optional[Listener] = None, bind_address: Optional[str] = None,
+                 budget: Optional[MemoryBudget] = None):
         self.tag = None
         self.listener = listener
         self.socket_listener = socket_listener  # given to the sockets it hands out
@@ -49,6 +59,13 @@ class TcpServer:
         self._handed_out: Set[TcpSocket] = set()
         self.error: Optional[SocketError] = None
         self.error_string = ""
+        self._budget = budget  # handed to every accepted socket
+        # Does the owner handle ACCEPT_ERROR? Then Qt's rule (paused until
+        # resume_accepting()); else logged once and retried with back-off.
+        self.accept_error_handled = False
+        self._retry: Optional[asyncio.TimerHandle] = None
+        self._retry_delay = ACCEPT_RETRY_FIRST
+        self._logged = False
 
     # -------------------------------------------------------------- properties
     @property
@@ -62,10 +79,6 @@ class TcpServer:
     @property
     def has_pending_connections(self) -> bool:
         return bool(self._queue)
-
-    @property
-    def pending_count(self) -> int:
-        return len(self._queue)
 
     @property
     def max_pending_connections(self) -> int:
@@ -132,13 +145,14 @@ class TcpServer:
     def close(self) -> None:
         """Stop listening; close queued connections; handed-out ones stay."""
         lsock, self._lsock = self._lsock, None
+        self._cancel_retry()
         if lsock is not None:
             self._stop_watching(lsock)
             lsock.close()
         while self._queue:
             self._queue.popleft().release()
 
-    def destroy(self) -> None:
+    def release(self) -> None:
         """The owner is gone: close too every socket this server handed out."""
         self.close()
         self.listener = None
@@ -154,7 +168,7 @@ class TcpServer:
         lsock = self._lsock
         if lsock is None:
             return
-        want = not self._paused and self._room() > 0
+        want = not self._paused and self._retry is None and self._room() > 0
         if want and not self._watching:
             self._loop.add_reader(lsock.fileno(), self._accept_ready)
             self._watching = True
@@ -184,6 +198,9 @@ class TcpServer:
                     continue
                 self._accept_failed(exc)
                 return
+            if self._logged:  # accepting works again: back-off and log start afresh
+                self._logged = False
+                self._retry_delay = ACCEPT_RETRY_FIRST
             self._wrap(conn)
         self._update_watch()
 
@@ -192,18 +209,41 @@ class TcpServer:
         if exc.errno in RESOURCE_ERRNOS:
             code = SocketError.SOCKET_RESOURCE
         self.error, self.error_string = code, text
-        # As Qt does: stop accepting until the script resumes; otherwise a
-        # readable listening socket would spin the loop.
-        self._paused = True
+        if self.accept_error_handled:
+            # As Qt does: stop accepting until the script resumes; otherwise a
+            # readable listening socket would spin the loop.
+            self._paused = True
+            self._update_watch()
+            self._events.post(self._emit, Event.ACCEPT_ERROR, int(code), None)
+            return
+        # Nobody to tell: say it once, and try again later by ourselves.
+        if not self._logged:
+            self._logged = True
+            log.warning("TcpServer on port %d cannot accept connections: %s; "
+                        "retrying (set accept_error_handler to handle this yourself)",
+                        self.port, text)
+        delay = self._retry_delay
+        self._retry_delay = min(delay * 2, ACCEPT_RETRY_MAX)
+        self._retry = self._loop.call_later(delay, self._retry_accepting)
         self._update_watch()
-        self._events.post(self._emit, Event.ACCEPT_ERROR, int(code), None)
+
+    def _retry_accepting(self) -> None:
+        self._retry = None
+        self._update_watch()
+
+    def _cancel_retry(self) -> None:
+        retry, self._retry = self._retry, None
+        if retry is not None:
+            retry.cancel()
+        self._retry_delay = ACCEPT_RETRY_FIRST
+        self._logged = False
 
     def _wrap(self, conn: _raw_socket) -> None:
         conn.setblocking(False)
         # Replies go out as written, not held back for an ACK (Nagle): asyncio
         # sets this only for sockets whose proto says TCP, and ours says 0.
         conn.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
-        sock = TcpSocket(self._events, None, self._bind_address)
+        sock = TcpSocket(self._events, None, self._bind_address, self._budget)
         sock.detach()
         self._wrapping += 1
         loop = self._loop

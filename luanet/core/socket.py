@@ -1,8 +1,26 @@
 """TcpSocket: a QTcpSocket-like stream on an asyncio transport.
 
 State lives here and changes synchronously (a script that reads ``state`` right
-after ``disconnect()`` sees CLOSING); events go through the EventQueue, so
-handlers run later, from the loop, in order.
+after ``disconnect()`` sees CLOSING), always through TRANSITIONS, the one table
+that also says which events each change reports, in Qt's order. Events go
+through the EventQueue, so handlers run later, from the loop, in order.
+
+One connection at a time, as a value: ``_gen`` counts connections. Every step
+a socket posts carries the ``_gen`` it was posted under and does nothing once
+it changed, so after ``abort()``, after a close completes, or after a new
+``connect()`` nothing of the old connection reaches the listener (its unread
+bytes are dropped with it, its pending writes discarded). The events a change
+itself reports (the final STATE_CHANGED, DISCONNECTED) are posted under the new
+value. That also bounds what handlers can make the loop do: handlers that
+connect and abort in a cycle leave only the last cycle's events alive.
+
+Descriptors are ours until closed: connecting is a plain non-blocking
+``connect`` watched with add_writer, and the writer is removed before the
+descriptor is closed, so nothing (asyncio's clean-up of a cancelled
+sock_connect, say) touches a number the kernel may already have reused. A
+transport made for an attempt that has ended meanwhile finds out through its
+own _Attempt and is aborted; an aborted transport is given a protocol that
+ignores it, so its late connection_lost reaches nobody.
 
 Remote close is a three-step sequence across batches (see events.py):
   1. every byte received so far is announced (READY_READ);
@@ -15,10 +33,14 @@ Remote close is a three-step sequence across batches (see events.py):
 from __future__ import annotations
 
 import asyncio
+import errno
+import functools
+import os
 import socket as _socket
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
-from .constants import Event, OpenMode, SocketError, SocketState
+from .budget import MemoryBudget
+from .constants import MODE_READ, MODE_WRITE, Event, SocketError, SocketState, open_mode_valid
 from .errors import classify
 from .events import EventQueue
 
@@ -30,11 +52,48 @@ Listener = Callable[[object, int, object, object], None]
 # the peer wait on the script: the next batch always comes.
 READ_AHEAD_LIMIT = 1 << 18
 
-_CONNECTED = SocketState.CONNECTED
+UNCONNECTED = SocketState.UNCONNECTED
+HOST_LOOKUP = SocketState.HOST_LOOKUP
+CONNECTING = SocketState.CONNECTING
+CONNECTED = SocketState.CONNECTED
+BOUND = SocketState.BOUND
+CLOSING = SocketState.CLOSING
+
+_SC = Event.STATE_CHANGED
+
+# state -> {what happened: (new state, events reported, in this order)}.
+# STATE_CHANGED carries the new state; ERROR the code given to _change().
+# Qt's order: the state change first, then what it means.
+TRANSITIONS: Dict[SocketState, Dict[str, Tuple[SocketState, Tuple[Event, ...]]]] = {
+    UNCONNECTED: {"connect": (HOST_LOOKUP, (_SC,)),
+                  "bind": (BOUND, (_SC,)),
+                  "accept": (CONNECTED, ())},  # handed out connected: nothing to report
+    BOUND: {"connect": (HOST_LOOKUP, (_SC,)),
+            "unbind": (UNCONNECTED, (_SC,)),
+            "abort": (UNCONNECTED, (_SC,))},
+    HOST_LOOKUP: {"found": (CONNECTING, (_SC, Event.HOST_FOUND)),
+                  "fail": (UNCONNECTED, (_SC, Event.ERROR)),
+                  "abort": (UNCONNECTED, (_SC,))},  # never connected: no DISCONNECTED
+    CONNECTING: {"connected": (CONNECTED, (_SC, Event.CONNECTED)),
+                 "fail": (UNCONNECTED, (_SC, Event.ERROR)),
+                 "abort": (UNCONNECTED, (_SC,))},
+    CONNECTED: {"close": (CLOSING, (_SC,)),
+                "abort": (UNCONNECTED, (_SC, Event.DISCONNECTED))},
+    CLOSING: {"closed": (UNCONNECTED, (_SC, Event.DISCONNECTED)),
+              "abort": (UNCONNECTED, (_SC, Event.DISCONNECTED))},
+}
+
+# Why reading is paused (bits of _pauses): it resumes only when none holds.
+_AHEAD = 1   # READ_AHEAD_LIMIT / read_buffer_size bytes not taken yet
+_BUDGET = 2  # the host's memory budget is spent (parked in it)
+_OWNER = 4   # the owner's own buffer is full (pause_for_owner)
+
 _NO_ADDRESS = ("", 0)
 _READY_READ = Event.READY_READ
-_READABLE = (OpenMode.READ_ONLY, OpenMode.READ_WRITE)
-_WRITABLE = (OpenMode.WRITE_ONLY, OpenMode.READ_WRITE)
+_BYTES_WRITTEN = Event.BYTES_WRITTEN
+_IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EALREADY})
+BUDGET_SPENT = ("The host's max_memory budget is spent: nothing was queued "
+                "(the peers have not taken what was written yet)")
 
 
 def plain_address(host: str) -> str:
@@ -46,19 +105,19 @@ def plain_address(host: str) -> str:
 
 def dual_stack_socket(bind_address: Optional[str], port: int) -> _socket.socket:
     """A bound, non-blocking TCP socket: all interfaces (IPv6 and IPv4) unless
-    bind_address confines it."""
+    bind_address (an address or a host name such as "localhost") confines it."""
     if bind_address is None:
         try:
             sock = _socket.socket(_socket.AF_INET6, _socket.SOCK_STREAM)
         except OSError:  # no IPv6 on this machine
             sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
-            address = ("0.0.0.0", port)
+            address: tuple = ("0.0.0.0", port)
         else:
             sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 0)
             address = ("::", port)
     else:
         info = _socket.getaddrinfo(bind_address, port, type=_socket.SOCK_STREAM,
-                                   flags=_socket.AI_NUMERICHOST | _socket.AI_PASSIVE)
+                                   flags=_socket.AI_PASSIVE)
         family, _, _, _, address = info[0]
         sock = _socket.socket(family, _socket.SOCK_STREAM)
     try:
@@ -71,48 +130,96 @@ def dual_stack_socket(bind_address: Optional[str], port: int) -> _socket.socket:
     return sock
 
 
+class _Discard(asyncio.Protocol):
+    """Given to a transport we aborted: whatever it still reports goes nowhere."""
+
+    def eof_received(self) -> bool:
+        return False
+
+
+_DISCARD = _Discard()
+
+
+class _Attempt(asyncio.Protocol):
+    """The first protocol of a transport made for a connect attempt: hands the
+    transport to its socket if the attempt is still the socket's current one,
+    else aborts it (the script aborted or reconnected while it was made)."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: "TcpSocket"):
+        self.sock = sock
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = self.sock
+        if sock._attempt is not self:
+            transport.set_protocol(_DISCARD)
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        transport.set_protocol(sock)
+        sock.connection_made(transport)
+
+
 class TcpSocket(asyncio.Protocol):
     """One TCP connection, client or accepted, with a read buffer.
 
     ``listener(sock, event, a, b)`` receives the events; ``tag`` is free for
-    the owner (the bridge stores its handle id there).
+    the owner (the bridge stores its handle id there). ``budget`` (a
+    MemoryBudget with a limit) is charged for the bytes held here: received
+    and not read yet, written and not sent yet.
     """
 
     __slots__ = (
         "tag", "listener", "_events", "_loop", "_bind_address", "state", "open_mode",
-        "error", "error_string", "_transport", "_rchunks", "_rlen", "_read_posted", "_read_paused",
+        "error", "error_string", "_transport", "_rchunks", "_rlen", "_read_posted", "_pauses",
+        "_read_limit", "_read_buffer_size", "_budget", "_wheld", "_wpaused",
         "_attached", "_early_end", "_closing_remote", "_written_total",
-        "_written_reported", "_written_posted", "notify_bytes_written",
-        "_connect_task", "_bound", "_pre_connect", "_connecting", "_local",
+        "_written_reported", "_written_sent", "_written_posted", "notify_bytes_written",
+        "_gen", "_lookup", "_addrs", "_csock", "_attempt", "_making", "_last_exc",
+        "_close_pending", "_bound", "_pre_connect", "_connecting", "_local",
         "_remote", "server",
     )
 
     def __init__(self, events: EventQueue, listener: Optional[Listener] = None,
-                 bind_address: Optional[str] = None):
+                 bind_address: Optional[str] = None, budget: Optional[MemoryBudget] = None):
         self.tag = None
         self.listener = listener
         self._events = events
         self._loop = events.loop
         self._bind_address = bind_address
-        self.state = SocketState.UNCONNECTED
-        self.open_mode = OpenMode.NOT_OPEN
+        self.state = UNCONNECTED
+        self.open_mode = 0  # OpenMode flags (an int: any sum of them is a mode)
         self.error: Optional[SocketError] = None
         self.error_string = ""
         self._transport: Optional[asyncio.Transport] = None
         self._rchunks: List[bytes] = []  # the read buffer, as received
         self._rlen = 0
         self._read_posted = False
-        self._read_paused = False
+        self._pauses = 0  # _AHEAD | _BUDGET | _OWNER
+        self._read_buffer_size = 0
+        self._read_limit = READ_AHEAD_LIMIT
+        # Only a budget with a limit is charged: unlimited hosts pay nothing.
+        self._budget = budget if budget is not None and budget.limit is not None else None
+        self._wheld = 0  # written bytes charged to the budget, not known sent yet
+        self._wpaused = False  # the transport holds unsent bytes (pause_writing)
         # Accepted sockets wait in the server's queue "detached": events about
         # them are held back until the script takes them (see attach()).
         self._attached = True
         self._early_end: Optional[BaseException | bool] = None
         self._closing_remote = False
-        self._written_total = 0
-        self._written_reported = 0
+        self._written_total = 0     # bytes given to the transport, this connection
+        self._written_reported = 0  # of those, reported through BYTES_WRITTEN
+        self._written_sent = 0      # of those, known to have left the transport
         self._written_posted = False
         self.notify_bytes_written = False
-        self._connect_task: Optional[asyncio.Task] = None
+        self._gen = 0  # the connection; steps posted under another value are stale
+        self._lookup: Optional[asyncio.Future] = None  # getaddrinfo under way
+        self._addrs: Optional[List[tuple]] = None  # addresses still to try
+        self._csock: Optional[_socket.socket] = None  # connecting, watched by add_writer
+        self._attempt: Optional[_Attempt] = None  # transport being made for it
+        self._making: Optional[asyncio.BaseTransport] = None
+        self._last_exc: Optional[BaseException] = None
+        self._close_pending = False  # disconnect()/close() while connecting
         self._bound: Optional[_socket.socket] = None
         self._pre_connect: Optional[List[bytes]] = None  # writes made while connecting
         self._connecting = False
@@ -124,65 +231,76 @@ class TcpSocket(asyncio.Protocol):
         self.server = None  # the TcpServer that handed this socket out, if any
 
     # ------------------------------------------------------------------ events
-    def _emit(self, event: int, a: object = None, b: object = None) -> None:
+    def _emit(self, gen: int, event: int, a: object = None, b: object = None) -> None:
         listener = self.listener
-        if listener is not None:
+        if listener is not None and gen == self._gen:
             listener(self, event, a, b)
 
     def _post(self, event: int, a: object = None, b: object = None) -> None:
-        self._events.post(self._emit, event, a, b)
+        self._events.post(self._emit, self._gen, event, a, b)
 
-    def _set_state(self, state: SocketState) -> None:
-        if state != self.state:
-            self.state = state
-            self._post(Event.STATE_CHANGED, int(state))
+    def _change(self, what: str, arg: object = None) -> None:
+        """The one way the state changes: TRANSITIONS says to what, and which
+        events report it."""
+        new, events = TRANSITIONS[self.state][what]
+        self.state = new
+        for event in events:
+            self._post(event, int(new) if event is _SC else arg)
+
+    def _new_connection(self) -> None:
+        """Whatever was posted for the connection so far is stale from now on."""
+        self._gen += 1
+        self._written_total = self._written_reported = self._written_sent = 0
+        self._written_posted = False
+        self._closing_remote = False
 
     def _set_error(self, code: SocketError, text: str) -> None:
         self.error = code
         self.error_string = text
 
-    def _fail(self, code: SocketError, text: str, post: bool = True) -> None:
-        self._set_error(code, text)
-        if post:
-            self._post(Event.ERROR, int(code))
-
     # -------------------------------------------------------------- properties
     @property
+    def connection(self) -> int:
+        """A number that changes whenever a connection (or attempt) ends or starts."""
+        return self._gen
+
+    @property
     def is_open(self) -> bool:
-        return self.open_mode != OpenMode.NOT_OPEN
+        return self.open_mode != 0
 
     @property
     def valid(self) -> bool:
-        return self.state == SocketState.CONNECTED and self._transport is not None
+        return self.state == CONNECTED and self._transport is not None
 
     @property
     def readable(self) -> bool:
-        return self.open_mode in _READABLE
+        return bool(self.open_mode & MODE_READ)
 
     @property
     def writeable(self) -> bool:
-        return self.open_mode in _WRITABLE
+        return bool(self.open_mode & MODE_WRITE)
 
     @property
     def local_address(self) -> str:
-        return self._addresses()[0][0] if self.state != SocketState.UNCONNECTED else ""
+        return self._addresses()[0][0] if self.state != UNCONNECTED else ""
 
     @property
     def local_port(self) -> int:
-        return self._addresses()[0][1] if self.state != SocketState.UNCONNECTED else 0
+        return self._addresses()[0][1] if self.state != UNCONNECTED else 0
 
     @property
     def remote_address(self) -> str:
-        return self._addresses()[1][0] if self.state in (SocketState.CONNECTED, SocketState.CLOSING) else ""
+        return self._addresses()[1][0] if self.state in (CONNECTED, CLOSING) else ""
 
     @property
     def remote_port(self) -> int:
-        return self._addresses()[1][1] if self.state in (SocketState.CONNECTED, SocketState.CLOSING) else 0
+        return self._addresses()[1][1] if self.state in (CONNECTED, CLOSING) else 0
 
     @property
     def finished(self) -> bool:
         """No descriptor left: transport gone, no connect under way, nothing bound."""
-        return self._transport is None and self._connect_task is None and self._bound is None
+        return (self._transport is None and self._lookup is None and self._csock is None
+                and self._making is None and self._attempt is None and self._bound is None)
 
     @property
     def bytes_to_write(self) -> int:
@@ -191,84 +309,112 @@ class TcpSocket(asyncio.Protocol):
             pending += self._transport.get_write_buffer_size()
         return pending
 
+    @property
+    def read_buffer_size(self) -> int:
+        """Qt's readBufferSize: the most unread bytes held here (0: no limit
+        of its own; reading still pauses at READ_AHEAD_LIMIT until the owner
+        takes them)."""
+        return self._read_buffer_size
+
+    @read_buffer_size.setter
+    def read_buffer_size(self, size: int) -> None:
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError("read_buffer_size must be a non-negative integer")
+        self._read_buffer_size = size
+        self._read_limit = min(READ_AHEAD_LIMIT, size) if size else READ_AHEAD_LIMIT
+        if self._rlen >= self._read_limit:
+            self._pause(_AHEAD)
+        else:
+            self._unpause(_AHEAD)
+
     # ------------------------------------------------------------ read buffer
     @property
     def bytes_available(self) -> int:
         return self._rlen
 
-    @property
-    def can_read_line(self) -> bool:
-        return any(b"\n" in chunk for chunk in self._rchunks)
-
-    def _flat(self) -> bytes:
-        """The whole read buffer as one chunk (joined only when it is several)."""
-        chunks = self._rchunks
-        if len(chunks) > 1:
-            chunks[:] = [b"".join(chunks)]
-        return chunks[0] if chunks else b""
-
     def read(self, max_size: Optional[int] = None) -> bytes:
+        """Up to max_size bytes (all without it) from the read buffer."""
         chunks = self._rchunks
         if max_size is None and len(chunks) == 1:  # the usual case: one chunk, all of it
             data = chunks.pop()
             self._rlen = 0
-            return data
-        if max_size is None or max_size >= self._rlen:
-            data = self._flat()
-            self._rchunks.clear()
+        elif max_size is None or max_size >= self._rlen:
+            data = b"".join(chunks)
+            chunks.clear()
             self._rlen = 0
-            return data
-        flat = self._flat()
-        data, self._rchunks[0] = flat[:max_size], flat[max_size:]
-        self._rlen -= len(data)
+        else:
+            flat = b"".join(chunks) if len(chunks) > 1 else chunks[0]
+            data = flat[:max_size]
+            chunks[:] = [flat[max_size:]]
+            self._rlen -= len(data)
+        if self._budget is not None:
+            self._budget.release(len(data))
+        if self._pauses & _AHEAD and self._rlen < self._read_limit:
+            self._unpause(_AHEAD)  # the owner took them: read on
         return data
 
-    def read_line(self, max_size: Optional[int] = None) -> bytes:
-        flat = self._flat()
-        end = flat.find(b"\n")
-        end = len(flat) if end < 0 else end + 1
-        if max_size is not None:
-            end = min(end, max_size)
-        return self.read(end)
-
-    def peek(self, max_size: int) -> bytes:
-        return self._flat()[:max_size]
-
     def _clear_read_buffer(self) -> None:
+        if self._budget is not None:
+            self._budget.release(self._rlen)
         self._rchunks.clear()
         self._rlen = 0
+        self._unpause(_AHEAD)
 
-    def _pause_reading(self) -> None:
-        transport = self._transport
-        if not self._read_paused and transport is not None and not transport.is_closing():
-            self._read_paused = True
-            transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self._read_paused:
-            self._read_paused = False
+    def _pause(self, why: int) -> None:
+        if not self._pauses:
             transport = self._transport
             if transport is not None and not transport.is_closing():
-                transport.resume_reading()
+                transport.pause_reading()
+        self._pauses |= why
+
+    def _unpause(self, why: int) -> None:
+        pauses = self._pauses
+        if pauses & why:
+            self._pauses = pauses = pauses & ~why
+            if not pauses:
+                transport = self._transport
+                if transport is not None and not transport.is_closing():
+                    transport.resume_reading()
+
+    def pause_for_owner(self) -> None:
+        """The owner's buffer reached read_buffer_size: stop reading until
+        resume_for_owner() (independent of the other reasons to pause)."""
+        self._pause(_OWNER)
+
+    def resume_for_owner(self) -> None:
+        self._unpause(_OWNER)
+
+    def resume_for_budget(self) -> None:
+        """Called by MemoryBudget.poll() once there is room again."""
+        self._unpause(_BUDGET)
 
     # ----------------------------------------------------- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        self._making = None
+        self._attempt = None
         # high=0: pause/resume_writing then tell exactly when the buffer drains,
         # which is when BYTES_WRITTEN can be reported.
         transport.set_write_buffer_limits(high=0)  # type: ignore[attr-defined]
         self._local = self._remote = None  # the transport knows them now
-        if self.open_mode == OpenMode.NOT_OPEN:
-            self.open_mode = OpenMode.READ_WRITE
-        if self._connecting:
-            self._connecting = False
-            self._set_state(SocketState.CONNECTED)
-            self._post(Event.CONNECTED)
-            pending, self._pre_connect = self._pre_connect or (), None
-            for chunk in pending:
-                self._send(chunk)
-        else:
-            self.state = SocketState.CONNECTED
+        if self._pauses:
+            transport.pause_reading()  # type: ignore[attr-defined]
+        if not self._connecting:  # accepted by a server
+            if self.open_mode == 0:
+                self.open_mode = 3
+            self._change("accept")
+            return
+        self._connecting = False
+        self._change("connected")
+        pending, self._pre_connect = self._pre_connect or (), None
+        for chunk in pending:
+            self._send(chunk)
+        if self._wheld and not self._wpaused:
+            self._budget.release(self._wheld)  # type: ignore[union-attr]
+            self._wheld = 0
+        if self._close_pending:  # disconnect()/close() while connecting: Qt's order
+            self._close_pending = False
+            self.disconnect()
 
     def _addresses(self) -> tuple:
         """(local, remote) (host, port) pairs; ("", 0) for an end not known."""
@@ -293,75 +439,112 @@ class TcpSocket(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._rchunks.append(data)
         self._rlen += len(data)
+        budget = self._budget
+        if budget is not None:
+            budget.charge(len(data))
+            if budget.room() <= 0:
+                self._pause(_BUDGET)
+                budget.park(self)
         if self._attached and not self._read_posted:
             self._read_posted = True
             self._events.post(self._announce_read)
-        if self._rlen >= READ_AHEAD_LIMIT:
-            self._pause_reading()  # until _announce_read (or attach) runs
+        if self._rlen >= self._read_limit:
+            self._pause(_AHEAD)  # until _announce_read (or attach) runs
 
     def _announce_read(self) -> None:
+        # No generation here: abort() and connect() empty the buffer, so a
+        # stale announcement finds nothing (or the new connection's bytes).
         self._read_posted = False
         listener = self.listener
         if self._rlen and listener is not None:
             listener(self, _READY_READ, None, None)
-        if self._read_paused:
-            self._resume_reading()
+        if self._pauses & _AHEAD and self._rlen < self._read_limit:
+            self._unpause(_AHEAD)  # only if the owner took the bytes
 
     def eof_received(self) -> bool:
         if self._attached:
-            self._events.post(self._remote_closed, None)
+            self._events.post(self._remote_closed, self._gen, None)
         else:
             self._early_end = True
         return True  # keep our half open: the script may still answer
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
-        if self._transport is not None and self._remote is None:
-            self._keep_addresses(self._transport)  # handlers may ask until UNCONNECTED
         transport, self._transport = self._transport, None
-        if transport is None and self.state == SocketState.UNCONNECTED:
-            return  # aborted by us: already reported
-        if self.state == SocketState.CLOSING or self._closing_remote:
-            self._events.post(self._finish_close)
+        if transport is not None and self._remote is None:
+            self._keep_addresses(transport)  # handlers may ask until UNCONNECTED
+        self._pauses = 0
+        if self._budget is not None:
+            self._budget.unpark(self)
+        if exc is None or not self._wpaused:
+            self._written_sent = self._written_total  # flushed (close() waits for it)
+        self._wpaused = False
+        self._release_written()
+        gen = self._gen
+        if self.state is CLOSING and not self._closing_remote:
+            if exc is not None:  # reset while our close flushed: report it, as Qt
+                self._events.post(self._reset_while_closing, gen, exc)
+            else:
+                self._events.post(self._finish_close, gen)
+        elif self._closing_remote:
+            self._events.post(self._finish_close, gen)
         elif not self._attached:
             self._early_end = exc or True
         else:
-            self._events.post(self._remote_closed, exc)
+            self._events.post(self._remote_closed, gen, exc)
 
     def pause_writing(self) -> None:
-        pass
+        self._wpaused = True
 
     def resume_writing(self) -> None:
-        self._report_written()
+        self._wpaused = False
+        self._written_sent = self._written_total
+        self._release_written()
+        self._report_written(self._gen)
+
+    def _release_written(self) -> None:
+        if self._wheld:
+            self._budget.release(self._wheld)  # type: ignore[union-attr]
+            self._wheld = 0
 
     # ------------------------------------------------------ close sequences
-    def _remote_closed(self, exc: Optional[BaseException]) -> None:
-        if self._closing_remote or self.state != SocketState.CONNECTED:
-            return  # the script closed first: its own close sequence is running
+    def _remote_closed(self, gen: int, exc: Optional[BaseException]) -> None:
+        if gen != self._gen or self._closing_remote or self.state is not CONNECTED:
+            return  # stale, or the script closed first: its own close sequence runs
         self._closing_remote = True
         if exc is None:
-            self._fail(SocketError.REMOTE_HOST_CLOSED, "The remote host closed the connection", post=False)
+            self._set_error(SocketError.REMOTE_HOST_CLOSED, "The remote host closed the connection")
         else:
-            self._fail(*classify(exc), post=False)
+            self._set_error(*classify(exc))
         # Inline, not posted: this step already runs in a batch, right after
         # the READY_READ for the last bytes.
-        self._emit(Event.ERROR, int(self.error))
-        self._events.post(self._close_after_remote)
+        self._emit(gen, Event.ERROR, int(self.error))  # type: ignore[arg-type]
+        self._events.post(self._close_after_remote, gen)
 
-    def _close_after_remote(self) -> None:
-        if self.state != SocketState.CONNECTED:
+    def _close_after_remote(self, gen: int) -> None:
+        if gen != self._gen or self.state is not CONNECTED:
             return
-        self._set_state(SocketState.CLOSING)
+        self._change("close")
         if self._transport is not None:
             self._transport.close()  # sends what handlers wrote, then connection_lost
         else:
-            self._events.post(self._finish_close)
+            self._events.post(self._finish_close, gen)
 
-    def _finish_close(self) -> None:
-        if self.state == SocketState.UNCONNECTED:
+    def _reset_while_closing(self, gen: int, exc: BaseException) -> None:
+        if gen != self._gen or self.state is not CLOSING:
             return
-        self._report_written()
-        self._set_state(SocketState.UNCONNECTED)
-        self._post(Event.DISCONNECTED)
+        self._set_error(*classify(exc))
+        self._emit(gen, Event.ERROR, int(self.error))  # type: ignore[arg-type]
+        self._events.post(self._finish_close, gen)
+
+    def _finish_close(self, gen: int) -> None:
+        if gen != self._gen or self.state is not CLOSING:
+            return
+        unreported = self._written_sent - self._written_reported
+        notify = self.notify_bytes_written
+        self._new_connection()
+        if notify and unreported > 0:
+            self._post(_BYTES_WRITTEN, unreported)
+        self._change("closed")
         self._forget()
 
     def _forget(self) -> None:
@@ -382,126 +565,247 @@ class TcpSocket(asyncio.Protocol):
             self._events.post(self._announce_read)
         early, self._early_end = self._early_end, None
         if early is not None:
-            self._events.post(self._remote_closed, None if early is True else early)
+            self._events.post(self._remote_closed, self._gen, None if early is True else early)
 
-    # ------------------------------------------------------------ operations
-    def connect(self, host: str, port: int, mode: int = OpenMode.READ_WRITE) -> bool:
-        if self.state not in (SocketState.UNCONNECTED, SocketState.BOUND):
-            self._fail(SocketError.OPERATION,
-                       "The socket is already connecting or connected", post=False)
+    # ------------------------------------------------------------ connecting
+    def connect(self, host: str, port: int, mode: int = 3) -> bool:
+        """Start connecting; False (error set, nothing else changed) when the
+        socket is busy or an argument is unusable."""
+        if self.state is not UNCONNECTED and self.state is not BOUND:
+            self._set_error(SocketError.OPERATION, "The socket is already connecting or connected")
             return False
-        if not 0 <= port <= 65535:
-            self._fail(SocketError.SOCKET_ADDRESS_NOT_AVAILABLE,
-                       f"Port {port} is out of range (0..65535)")
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            self._set_error(SocketError.SOCKET_ADDRESS_NOT_AVAILABLE,
+                            f"Port {port} is out of range (0..65535)")
             return False
-        self.error, self.error_string = None, ""
-        self.open_mode = OpenMode(mode)
+        if not open_mode_valid(mode):
+            self._set_error(SocketError.OPERATION,
+                            f"Invalid open mode {mode}: it must read (1) and/or write (2, 4)")
+            return False
+        self._new_connection()
         self._clear_read_buffer()
-        self._closing_remote = False
+        self._pauses = 0  # the owner's buffer for the new connection is empty too
+        if self._budget is not None:
+            self._budget.unpark(self)
+        self.error, self.error_string = None, ""
+        self.open_mode = mode
         self._remote = None  # forget a previous connection's ends; bind()'s local one stays
         if self._bound is None:
             self._local = None
-        self._written_total = self._written_reported = 0
         self._connecting = True
-        self._set_state(SocketState.HOST_LOOKUP)
-        self._connect_task = self._loop.create_task(self._connect(host, port))
+        self._close_pending = False
+        self._last_exc = None
+        self._change("connect")
+        family = _socket.AF_INET if self._bound is not None and self._bound.family == _socket.AF_INET else 0
+        try:
+            lookup = asyncio.ensure_future(
+                self._loop.getaddrinfo(host, port, type=_socket.SOCK_STREAM, family=family),
+                loop=self._loop)
+        except (OSError, UnicodeError, ValueError, TypeError) as exc:
+            lookup = self._loop.create_future()
+            lookup.set_exception(exc)
+        self._lookup = lookup
+        lookup.add_done_callback(functools.partial(self._looked_up, self._gen))
         return True
 
-    async def _connect(self, host: str, port: int) -> None:
-        loop = self._loop
-        family = self._bound.family if self._bound is not None else 0
-        try:
-            infos = await loop.getaddrinfo(host, port, type=_socket.SOCK_STREAM,
-                                           family=_socket.AF_INET if family == _socket.AF_INET else 0)
-        except (OSError, UnicodeError):
-            infos = []
+    def _looked_up(self, gen: int, lookup: asyncio.Future) -> None:
+        if lookup.cancelled():
+            return
+        exc = lookup.exception()
+        if gen != self._gen:
+            return
+        self._lookup = None
+        infos = [] if exc is not None else lookup.result()
         if not infos:
             self._connect_failed(SocketError.HOST_NOT_FOUND, "Host not found")
             return
-        self._post(Event.HOST_FOUND)
-        self._set_state(SocketState.CONNECTING)
-        last_exc: Optional[BaseException] = None
-        for fam, _, _, _, address in infos:
+        self._addrs = [(info[0], info[4]) for info in infos]
+        self._change("found")
+        self._try_next()
+
+    def _try_next(self) -> None:
+        """Connect to the next address; on to the one after when it fails."""
+        while self._addrs:
+            family, address = self._addrs.pop(0)
             sock = self._bound
-            if sock is not None:
-                if fam == _socket.AF_INET and sock.family == _socket.AF_INET6:
-                    address = ("::ffff:" + address[0], address[1], 0, 0)
-                elif fam != sock.family:
-                    continue
-            else:
-                sock = _socket.socket(fam, _socket.SOCK_STREAM)
-                sock.setblocking(False)
             try:
-                await loop.sock_connect(sock, address)
+                if sock is not None:
+                    if family == _socket.AF_INET and sock.family == _socket.AF_INET6:
+                        address = ("::ffff:" + address[0], address[1], 0, 0)
+                    elif family != sock.family:
+                        continue
+                else:
+                    sock = _socket.socket(family, _socket.SOCK_STREAM)
+                    sock.setblocking(False)
+                err = sock.connect_ex(address)
             except OSError as exc:
-                last_exc = exc
-                if sock is not self._bound:
+                self._last_exc = exc
+                if sock is not None and sock is not self._bound:
                     sock.close()
                 continue
-            except BaseException:
-                if sock is not self._bound:
-                    sock.close()
-                raise
-            self._bound = None
-            try:
-                sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
-                await loop.create_connection(lambda: self, sock=sock)
-            except OSError as exc:
+            if err == 0:
+                self._connected(sock)
+                return
+            if err in _IN_PROGRESS:
+                self._csock = sock
+                self._loop.add_writer(sock.fileno(), self._connect_ready)
+                return
+            self._last_exc = OSError(err, os.strerror(err))
+            if sock is not self._bound:
                 sock.close()
-                last_exc = exc
-                break
-            except BaseException:
-                sock.close()
-                raise
-            self._connect_task = None
-            return
-        code, text = classify(last_exc) if last_exc else (SocketError.CONNECTION_REFUSED, "Connection refused")
+        exc = self._last_exc
+        code, text = classify(exc) if exc is not None else (SocketError.CONNECTION_REFUSED,
+                                                            "Connection refused")
         self._connect_failed(code, text)
 
+    def _connect_ready(self) -> None:
+        sock, self._csock = self._csock, None
+        if sock is None:
+            return
+        self._loop.remove_writer(sock.fileno())
+        err = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
+        if err == 0:
+            self._connected(sock)
+            return
+        self._last_exc = OSError(err, os.strerror(err))
+        if sock is not self._bound:
+            sock.close()
+        self._try_next()
+
+    def _connected(self, sock: _socket.socket) -> None:
+        """The kernel connected: wrap the socket in a transport."""
+        self._bound = None  # the transport owns it now
+        self._addrs = None
+        attempt = self._attempt = _Attempt(self)
+        try:
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        loop = self._loop
+        make_transport = getattr(loop, "_make_socket_transport", None)
+        if make_transport is not None:
+            # asyncio's selector loops: no task, so nothing to cancel; the
+            # transport calls attempt.connection_made from the loop.
+            try:
+                self._making = make_transport(sock, attempt, None)
+            except Exception as exc:
+                self._attempt = None
+                sock.close()
+                self._connect_failed(*classify(exc))
+            return
+        # other loops (uvloop): the public API; never cancelled, the attempt
+        # decides what becomes of the transport.
+        task = loop.create_task(loop.create_connection(lambda: attempt, sock=sock))
+        task.add_done_callback(functools.partial(self._made, attempt, sock))
+
+    def _made(self, attempt: _Attempt, sock: _socket.socket, task: asyncio.Future) -> None:
+        if task.cancelled():
+            exc: Optional[BaseException] = asyncio.CancelledError()
+        else:
+            exc = task.exception()
+        if exc is None:
+            return
+        # sock is left alone: the loop may have closed its descriptor already,
+        # and closing the number again could hit a socket that reused it.
+        if self._attempt is attempt:
+            self._attempt = None
+            self._connect_failed(*classify(exc))
+
     def _connect_failed(self, code: SocketError, text: str) -> None:
-        self._connecting = False
-        self._connect_task = None
-        self._pre_connect = None
+        self._stop_connecting()
         self._close_bound()
-        self._fail(code, text)
-        self.open_mode = OpenMode.NOT_OPEN
-        self._set_state(SocketState.UNCONNECTED)
+        self._drop_pre_connect()
+        self._close_pending = False
+        self._set_error(code, text)
+        self.open_mode = 0
+        self._change("fail", int(code))
+
+    def _stop_connecting(self) -> None:
+        """End the attempt under way, if any; its descriptors are closed after
+        the loop stopped watching them."""
+        self._connecting = False
+        self._addrs = None
+        lookup, self._lookup = self._lookup, None
+        if lookup is not None:
+            lookup.cancel()
+        sock, self._csock = self._csock, None
+        if sock is not None:
+            self._loop.remove_writer(sock.fileno())
+            if sock is not self._bound:
+                sock.close()
+        self._attempt = None  # a transport still being made aborts itself
+        making, self._making = self._making, None
+        if making is not None:
+            making.set_protocol(_DISCARD)
+            making.abort()  # type: ignore[attr-defined]
+
+    def _drop_pre_connect(self) -> None:
+        self._pre_connect = None
+        self._release_written()
 
     def bind(self, port: int) -> bool:
-        if self.state != SocketState.UNCONNECTED:
-            self._fail(SocketError.OPERATION, "The socket is already bound or connected", post=False)
+        if self.state is not UNCONNECTED:
+            self._set_error(SocketError.OPERATION, "The socket is already bound or connected")
             return False
-        if not 0 <= port <= 65535:
-            self._fail(SocketError.SOCKET_ADDRESS_NOT_AVAILABLE, f"Port {port} is out of range (0..65535)")
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            self._set_error(SocketError.SOCKET_ADDRESS_NOT_AVAILABLE,
+                            f"Port {port} is out of range (0..65535)")
+            self._post(Event.ERROR, int(SocketError.SOCKET_ADDRESS_NOT_AVAILABLE))
             return False
         try:
             self._bound = dual_stack_socket(self._bind_address, port)
         except OSError as exc:
-            self._fail(*classify(exc))
+            code, text = classify(exc)
+            self._set_error(code, text)
+            self._post(Event.ERROR, int(code))
             return False
         self._local, self._remote = self._bound.getsockname(), None
-        self._set_state(SocketState.BOUND)
+        self._change("bind")
         return True
 
+    # ------------------------------------------------------------ writing
     def write(self, data: bytes) -> int:
-        if self._transport is not None and self.state == _CONNECTED and self.open_mode in _WRITABLE:
+        """Queue data; its length, or -1 with the error set."""
+        if self._transport is not None and self.state is CONNECTED and self.open_mode & 6:
             if data:
+                if self._budget is not None:
+                    return self._write_budgeted(data)
                 self._send(data)
             return len(data)
         return self._write_unless_connected(data)
+
+    def _write_budgeted(self, data: bytes) -> int:
+        budget = self._budget
+        n = len(data)
+        if not budget.fits(n):  # type: ignore[union-attr]
+            self._set_error(SocketError.SOCKET_RESOURCE, BUDGET_SPENT)
+            return -1
+        budget.charge(n)  # type: ignore[union-attr]
+        self._wheld += n
+        if self._transport is not None:
+            self._send(data)
+            if not self._wpaused:  # all of it went to the kernel
+                self._release_written()
+        else:
+            if self._pre_connect is None:
+                self._pre_connect = []
+            self._pre_connect.append(bytes(data))
+        return n
 
     def _write_unless_connected(self, data: bytes) -> int:
         """write() for a socket that is not connected and writable: queued
         while connecting (as Qt does), else -1 with the error set."""
         state = self.state
-        connected = state == SocketState.CONNECTED and self._transport is not None
-        if not connected and state not in (SocketState.HOST_LOOKUP, SocketState.CONNECTING):
-            self._fail(SocketError.OPERATION, "The socket is not connected", post=False)
+        connected = state is CONNECTED and self._transport is not None
+        if not connected and state is not HOST_LOOKUP and state is not CONNECTING:
+            self._set_error(SocketError.OPERATION, "The socket is not connected")
             return -1
-        if self.open_mode not in _WRITABLE:
-            self._fail(SocketError.OPERATION, "The socket is not open for writing", post=False)
+        if not self.open_mode & MODE_WRITE:
+            self._set_error(SocketError.OPERATION, "The socket is not open for writing")
             return -1
         if data:
+            if self._budget is not None:
+                return self._write_budgeted(data)
             if self._pre_connect is None:
                 self._pre_connect = []
             self._pre_connect.append(bytes(data))  # Qt buffers writes made while connecting
@@ -512,84 +816,93 @@ class TcpSocket(asyncio.Protocol):
         self._written_total += len(data)
         if self.notify_bytes_written and not self._written_posted:
             self._written_posted = True
-            self._events.post(self._report_written)
+            self._events.post(self._report_written, self._gen)
 
-    def _report_written(self) -> None:
-        self._written_posted = False
-        if not self.notify_bytes_written:
-            self._written_reported = self._written_total
+    def _report_written(self, gen: int) -> None:
+        if gen != self._gen:
             return
-        unsent = self._transport.get_write_buffer_size() if self._transport is not None else 0
-        sent = self._written_total - unsent
+        self._written_posted = False
+        transport = self._transport
+        if transport is not None:
+            self._written_sent = self._written_total - transport.get_write_buffer_size()
+        if not self.notify_bytes_written:
+            self._written_reported = self._written_sent
+            return
+        sent = self._written_sent
         if sent > self._written_reported:
             count, self._written_reported = sent - self._written_reported, sent
-            self._events.post(self._emit, Event.BYTES_WRITTEN, count, None)
+            self._post(_BYTES_WRITTEN, count)
 
+    # ------------------------------------------------------------ closing
     def disconnect(self) -> None:
         state = self.state
-        if state == SocketState.CONNECTED:
-            self._set_state(SocketState.CLOSING)
+        if state is CONNECTED:
+            self._change("close")
             if self._transport is not None:
                 self._transport.close()  # flushes first; connection_lost follows
             else:
-                self._events.post(self._finish_close)
-        elif state in (SocketState.HOST_LOOKUP, SocketState.CONNECTING):
-            self._cancel_connect()
-            self._set_state(SocketState.UNCONNECTED)
-            self._post(Event.DISCONNECTED)
-        elif state == SocketState.BOUND:
+                self._events.post(self._finish_close, self._gen)
+        elif state is HOST_LOOKUP or state is CONNECTING:
+            self._close_pending = True  # as Qt: connect, send what was written, then close
+        elif state is BOUND:
             self._close_bound()
-            self._set_state(SocketState.UNCONNECTED)
+            self._change("unbind")
 
     def close(self) -> None:
-        """about_to_close, then a graceful disconnect; buffered input is dropped."""
-        if self.open_mode != OpenMode.NOT_OPEN or self.state != SocketState.UNCONNECTED:
+        """about_to_close (if open), then a graceful disconnect; buffered input is dropped."""
+        if self.open_mode:
             self._post(Event.ABOUT_TO_CLOSE)
-        self.open_mode = OpenMode.NOT_OPEN
+        self.open_mode = 0
         self._clear_read_buffer()
         self.disconnect()
 
     def abort(self) -> None:
-        """Close now; unsent data is discarded."""
+        """Close now: unsent data is discarded, unread data dropped, and
+        nothing already posted for this connection is reported any more."""
         was = self.state
+        self._new_connection()
         transport, self._transport = self._transport, None
-        self._cancel_connect()
-        self._close_bound()
-        self._pre_connect = None
-        self.open_mode = OpenMode.NOT_OPEN
         if transport is not None:
+            transport.set_protocol(_DISCARD)
             transport.abort()
-        if was != SocketState.UNCONNECTED:
-            self._set_state(SocketState.UNCONNECTED)
-            if was in (SocketState.CONNECTED, SocketState.CLOSING, SocketState.HOST_LOOKUP,
-                       SocketState.CONNECTING):
-                self._post(Event.DISCONNECTED)
+        self._stop_connecting()
+        self._close_bound()
+        self._drop_pre_connect()
+        self._clear_read_buffer()
+        self._pauses = 0
+        self._wpaused = False
+        self._close_pending = False
+        self._early_end = None
+        if self._budget is not None:
+            self._budget.unpark(self)
+        if self.open_mode:
+            self.open_mode = 0
+            self._post(Event.ABOUT_TO_CLOSE)  # abort() closes the device, as Qt
+        if was is not UNCONNECTED:
+            self._change("abort")
         self._forget()
 
     def release(self) -> None:
         """The owner is gone: no more events; close gracefully (written data is sent)."""
         self.listener = None
-        if self.state in (SocketState.CONNECTED,) and self._transport is not None:
-            self.state = SocketState.CLOSING
+        if self.state is CONNECTED and self._transport is not None:
+            self._change("close")
             self._transport.close()
-        elif self.state != SocketState.CLOSING:
+        elif self.state is not CLOSING:
             self.abort()
         self._forget()
-
-    def _cancel_connect(self) -> None:
-        task, self._connect_task = self._connect_task, None
-        self._connecting = False
-        if task is not None and not task.done():
-            task.cancel()
 
     def _close_bound(self) -> None:
         sock, self._bound = self._bound, None
         if sock is not None:
+            if sock is self._csock:
+                self._csock = None
+                self._loop.remove_writer(sock.fileno())
             sock.close()
 
     def __repr__(self) -> str:
         state = SocketState(self.state).name
-        if self.state in (SocketState.CONNECTED, SocketState.CLOSING):
+        if self.state in (CONNECTED, CLOSING):
             (lhost, lport), (rhost, rport) = self._addresses()
             return f"TcpSocket({state}_STATE, {lhost}:{lport} -> {rhost}:{rport})"
         return f"TcpSocket({state}_STATE)"
