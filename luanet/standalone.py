@@ -428,6 +428,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         lua_env.apply(host, version, env)
+        lua_env.install_compat(host, version)  # what the system's lua5.x has and lupa's lacks
+        lua_env.install_popen(host, version)
         host.globals["os"][b"exit"] = lua_exit
         driver = host.execute(DRIVER, name="=luanet-lua")(_fs(progname), version.encode())
     except LuaError as exc:  # pragma: no cover - the driver is ours
