@@ -77,10 +77,13 @@ TRANSITIONS: Dict[SocketState, Dict[str, Tuple[SocketState, Tuple[Event, ...]]]]
     CONNECTING: {"connected": (CONNECTED, (_SC, Event.CONNECTED)),
                  "fail": (UNCONNECTED, (_SC, Event.ERROR)),
                  "abort": (UNCONNECTED, (_SC,))},
+    # abort() ends the connection at once: no disconnected_handler runs after
+    # it (API.md; Qt emits disconnected() inside abort(), where no handler of
+    # ours may run). DISCONNECTED is the end of a close that completed.
     CONNECTED: {"close": (CLOSING, (_SC,)),
-                "abort": (UNCONNECTED, (_SC, Event.DISCONNECTED))},
+                "abort": (UNCONNECTED, (_SC,))},
     CLOSING: {"closed": (UNCONNECTED, (_SC, Event.DISCONNECTED)),
-              "abort": (UNCONNECTED, (_SC, Event.DISCONNECTED))},
+              "abort": (UNCONNECTED, (_SC,))},
 }
 
 # Why reading is paused (bits of _pauses): it resumes only when none holds.
@@ -213,7 +216,7 @@ class TcpSocket(asyncio.Protocol):
         self._written_posted = False
         self.notify_bytes_written = False
         self._gen = 0  # the connection; steps posted under another value are stale
-        self._lookup: Optional[asyncio.Future] = None  # getaddrinfo under way
+        self._lookup: Optional[asyncio.Future | asyncio.Handle] = None  # lookup under way
         self._addrs: Optional[List[tuple]] = None  # addresses still to try
         self._csock: Optional[_socket.socket] = None  # connecting, watched by add_writer
         self._attempt: Optional[_Attempt] = None  # transport being made for it
@@ -597,6 +600,14 @@ class TcpSocket(asyncio.Protocol):
         self._last_exc = None
         self._change("connect")
         family = _socket.AF_INET if self._bound is not None and self._bound.family == _socket.AF_INET else 0
+        try:  # an address needs no resolver thread (and no task to cancel)
+            infos = _socket.getaddrinfo(host, port, family, _socket.SOCK_STREAM, 0,
+                                        _socket.AI_NUMERICHOST)
+        except (OSError, UnicodeError, ValueError):
+            infos = None
+        if infos is not None:
+            self._lookup = self._loop.call_soon(self._resolved, self._gen, infos)
+            return True
         try:
             lookup = asyncio.ensure_future(
                 self._loop.getaddrinfo(host, port, type=_socket.SOCK_STREAM, family=family),
@@ -611,11 +622,14 @@ class TcpSocket(asyncio.Protocol):
     def _looked_up(self, gen: int, lookup: asyncio.Future) -> None:
         if lookup.cancelled():
             return
-        exc = lookup.exception()
+        exc = lookup.exception()  # retrieved even when stale
+        if gen == self._gen:
+            self._resolved(gen, [] if exc is not None else lookup.result())
+
+    def _resolved(self, gen: int, infos: list) -> None:
         if gen != self._gen:
             return
         self._lookup = None
-        infos = [] if exc is not None else lookup.result()
         if not infos:
             self._connect_failed(SocketError.HOST_NOT_FOUND, "Host not found")
             return

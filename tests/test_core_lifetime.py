@@ -1,0 +1,606 @@
+"""luanet.core without Lua: a socket holds one connection at a time (API.md
+section 1, "Connection lifetime"; issues 9 and 11), Qt's order and counts,
+the state table, and bounded event cascades. A listener function collects
+what a script's handlers would see; real sockets on 127.0.0.1, on asyncio's
+loop and on uvloop where it is installed."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+import socket
+import struct
+
+import pytest
+
+from luanet.core import Event, EventQueue, SocketError, SocketState, TcpServer, TcpSocket
+from luanet.core import socket as core_socket
+from luanet.core.constants import open_mode_valid
+from luanet.core.socket import TRANSITIONS, dual_stack_socket
+
+from conftest import SAFETY
+
+LOOPS = ["asyncio"]
+try:
+    import uvloop
+    LOOPS.append("uvloop")
+except ImportError:
+    uvloop = None
+
+U, LOOKUP, CONNECTING, CONNECTED, BOUND, CLOSING = (
+    SocketState.UNCONNECTED, SocketState.HOST_LOOKUP, SocketState.CONNECTING,
+    SocketState.CONNECTED, SocketState.BOUND, SocketState.CLOSING)
+
+
+@pytest.fixture(params=LOOPS)
+def loop(request):
+    loop = uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop()
+    problems = []
+    loop.set_exception_handler(lambda lp, ctx: problems.append(ctx))
+    loop.problems = problems  # type: ignore[attr-defined]
+    yield loop
+    loop.run_until_complete(asyncio.sleep(0.01))
+    loop.close()
+    assert problems == [], "the loop reported errors: %r" % problems
+
+
+def run_until(loop, predicate, what="condition"):
+    async def poll():
+        while not predicate():
+            await asyncio.sleep(0.002)
+    try:
+        loop.run_until_complete(asyncio.wait_for(poll(), SAFETY))
+    except asyncio.TimeoutError:
+        raise AssertionError("timed out (safety net) waiting for " + what) from None
+
+
+def turns(loop, n=5):
+    """Let the loop run a few iterations (every posted batch runs)."""
+    for _ in range(n):
+        loop.run_until_complete(asyncio.sleep(0))
+
+
+def settle(loop, seconds=0.05):
+    loop.run_until_complete(asyncio.sleep(seconds))
+
+
+class Recorder:
+    """A listener: records (event name, argument, state when it ran)."""
+
+    def __init__(self, on=None):
+        self.events = []
+        self.on = on  # on(sock, name, a): a handler, called after recording
+
+    def __call__(self, obj, event, a, b):
+        name = Event(event).name
+        if event == Event.STATE_CHANGED:
+            a = SocketState(a).name
+        self.events.append((name, a, SocketState(obj.state).name))
+        if self.on is not None:
+            self.on(obj, name, a)
+
+    def names(self):
+        return [e[0] if e[1] is None else "%s %s" % (e[0], e[1]) for e in self.events]
+
+    def clear(self):
+        self.events.clear()
+
+
+def py_server():
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(16)
+    ls.setblocking(False)
+    return ls, ls.getsockname()[1]
+
+
+def accept(loop, ls):
+    conn = []
+
+    def ready():
+        try:
+            c, _ = ls.accept()
+        except BlockingIOError:
+            return False
+        c.setblocking(True)
+        c.settimeout(SAFETY)
+        conn.append(c)
+        return True
+    run_until(loop, ready, "a connection")
+    return conn[0]
+
+
+def client(loop, port, rec=None, mode=3):
+    """A connected core TcpSocket (and its listener)."""
+    rec = rec if rec is not None else Recorder()
+    events = EventQueue(loop)
+    sock = TcpSocket(events, rec)
+    assert sock.connect("127.0.0.1", port, mode)
+    run_until(loop, lambda: sock.state == CONNECTED, "connected")
+    turns(loop)
+    return sock, rec
+
+
+def recv_all(loop, conn):
+    """Everything the peer gets until EOF, running the loop meanwhile."""
+    chunks = []
+    done = []
+    conn.setblocking(False)
+
+    def more():
+        try:
+            c = conn.recv(1 << 20)
+        except BlockingIOError:
+            return False
+        except ConnectionResetError:
+            done.append(True)
+            return True
+        if not c:
+            done.append(True)
+            return True
+        chunks.append(c)
+        return False
+    run_until(loop, more, "EOF at the peer")
+    return b"".join(chunks)
+
+
+def refused_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))  # bound, not listening: connects are refused
+    return s, s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- the table
+
+def test_transition_table_covers_every_state_and_abort_never_disconnects_an_attempt():
+    assert set(TRANSITIONS) == set(SocketState)
+    for state, moves in TRANSITIONS.items():
+        for what, (new, events) in moves.items():
+            assert isinstance(new, SocketState)
+            assert all(isinstance(e, Event) for e in events)
+            if new != state and what != "accept":
+                assert events[0] == Event.STATE_CHANGED, (state, what)  # Qt: the change first
+    for state in SocketState:
+        if state != U:
+            assert TRANSITIONS[state]["abort"][0] == U, state
+    disconnects = [(s, what) for s, moves in TRANSITIONS.items()
+                   for what, (_, evs) in moves.items() if Event.DISCONNECTED in evs]
+    assert disconnects == [(CLOSING, "closed")]  # only a completed close reports it
+    assert TRANSITIONS[CONNECTING]["fail"][1] == (Event.STATE_CHANGED, Event.ERROR)
+
+
+def test_every_state_change_goes_through_the_table():
+    source = inspect.getsource(core_socket)
+    assignments = re.findall(r"self\.state\s*=(?!=)", source)
+    assert len(assignments) == 2, assignments  # __init__ and _change
+    body = inspect.getsource(TcpSocket._change)
+    assert "self.state = new" in body
+
+
+# ---------------------------------------------------------------- open modes
+
+@pytest.mark.parametrize("mode", [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15])
+def test_open_modes_are_flags(mode):
+    assert open_mode_valid(mode)
+
+
+@pytest.mark.parametrize("mode", [0, 8, 16, 17, 32, -1, 1.0, True, "3", None])
+def test_open_modes_without_reading_or_writing_are_not(mode):
+    assert not open_mode_valid(mode)
+
+
+def test_connect_with_a_bad_mode_or_port_changes_nothing(loop):
+    ls, port = py_server()
+    try:
+        sock, rec = client(loop, port)
+        conn = accept(loop, ls)
+        conn.sendall(b"unread bytes")
+        run_until(loop, lambda: sock.bytes_available == 12, "the bytes")
+        rec.clear()
+        for args in [("127.0.0.1", port, 0), ("127.0.0.1", port, 8), ("127.0.0.1", port, 6.5)]:
+            assert sock.connect(*args) is False
+            assert sock.error == SocketError.OPERATION
+        sock.abort()
+        rec.clear()
+        conn.close()
+        # a socket with unread bytes of a finished connection keeps them
+        sock2, rec2 = client(loop, port)
+        conn2 = accept(loop, ls)
+        conn2.sendall(b"kept")
+        conn2.close()
+        run_until(loop, lambda: sock2.state == U, "the remote close")
+        rec2.clear()
+        for args in [("127.0.0.1", 65536, 3), ("127.0.0.1", -1, 3), ("127.0.0.1", port, 16)]:
+            assert sock2.connect(*args) is False
+            assert sock2.error_string != ""
+        turns(loop)
+        assert sock2.bytes_available == 4 and sock2.read() == b"kept"
+        assert sock2.state == U
+        assert rec2.events == []  # no event, no state change
+    finally:
+        ls.close()
+
+
+def test_flag_modes_read_and_write_as_qt(loop):
+    ls, port = py_server()
+    try:
+        sock, _ = client(loop, port, mode=1 | 8)  # read + truncate
+        conn = accept(loop, ls)
+        assert sock.readable and not sock.writeable
+        assert sock.write(b"x") == -1 and sock.error == SocketError.OPERATION
+        sock.abort()
+        conn.close()
+        sock, _ = client(loop, port, mode=4)  # append: writing
+        conn = accept(loop, ls)
+        assert sock.writeable and not sock.readable and sock.open_mode == 4
+        assert sock.write(b"appended") == 8
+        sock.disconnect()
+        assert recv_all(loop, conn) == b"appended"
+    finally:
+        ls.close()
+
+
+# ---------------------------------------------------------------- abort
+
+def test_abort_drops_what_was_already_posted_and_the_unread_bytes(loop):
+    ls, port = py_server()
+    try:
+        sock, rec = client(loop, port)
+        sock.notify_bytes_written = True
+        conn = accept(loop, ls)
+        conn.sendall(b"old bytes")
+        run_until(loop, lambda: sock.bytes_available == 9, "the bytes")
+        rec.clear()
+        # steps of this connection already posted: more data, the peer's
+        # close, a bytes-written report
+        sock.data_received(b"more")
+        sock.eof_received()
+        assert sock.write(b"out") == 3
+        sock.abort()
+        assert sock.bytes_available == 0 and sock.state == U
+        settle(loop)
+        # Qt's abort() closes the device (about_to_close); no disconnected
+        # runs after abort() (API.md: the connection ended at once)
+        assert rec.names() == ["ABOUT_TO_CLOSE", "STATE_CHANGED UNCONNECTED"]
+        assert sock.finished
+    finally:
+        ls.close()
+
+
+def test_abort_while_looking_up_or_connecting_reports_no_disconnect(loop):
+    ls, port = py_server()
+    try:
+        rec = Recorder()
+        sock = TcpSocket(EventQueue(loop), rec)
+        assert sock.connect("127.0.0.1", port)
+        sock.abort()  # while HOST_LOOKUP
+        settle(loop)
+        assert "DISCONNECTED" not in rec.names()
+        assert rec.names()[-1] == "STATE_CHANGED UNCONNECTED"
+        assert sock.finished
+
+        rec.clear()
+        aborted = []
+
+        def on(s, name, a):  # abort inside host_found (CONNECTING)
+            if name == "HOST_FOUND" and not aborted:
+                aborted.append(s.state)
+                s.abort()
+        rec.on = on
+        assert sock.connect("127.0.0.1", port)
+        run_until(loop, lambda: aborted, "host_found")
+        settle(loop)
+        assert aborted == [CONNECTING]
+        assert rec.names() == ["STATE_CHANGED HOST_LOOKUP", "STATE_CHANGED CONNECTING", "HOST_FOUND",
+                               "ABOUT_TO_CLOSE", "STATE_CHANGED UNCONNECTED"]
+        assert sock.state == U and sock.finished
+    finally:
+        ls.close()
+
+
+def test_host_names_resolve_and_an_aborted_lookup_leaves_nothing_behind(loop):
+    ls, port = py_server()
+    try:
+        rec = Recorder()
+        sock = TcpSocket(EventQueue(loop), rec)
+        assert sock.connect("localhost", port)
+        sock.abort()  # the resolver is still working
+        assert sock.finished
+        assert sock.connect("localhost", port)
+        run_until(loop, lambda: sock.state in (CONNECTED, U), "the lookup")
+        if sock.state == U:  # localhost may be ::1 first, with nothing listening there
+            pytest.skip("localhost did not reach 127.0.0.1 here: %s" % sock.error_string)
+        accept(loop, ls).close()
+        sock.abort()
+        settle(loop)
+        assert "DISCONNECTED" not in rec.names()
+        assert rec.names()[-1] == "STATE_CHANGED UNCONNECTED"
+    finally:
+        ls.close()
+
+
+def test_abort_in_host_found_then_bind_and_connect_uses_the_new_descriptor(loop):
+    # The reproduced bug: asyncio's clean-up of the cancelled sock_connect
+    # hit the new socket that reused the descriptor number.
+    ls, port = py_server()
+    try:
+        state = {"n": 0}
+
+        def on(s, name, a):
+            if name == "HOST_FOUND" and state["n"] == 0:
+                state["n"] = 1
+                s.abort()
+                assert s.bind(0)
+                assert s.connect("127.0.0.1", port)
+        rec = Recorder(on)
+        sock = TcpSocket(EventQueue(loop), rec)
+        assert sock.connect("127.0.0.1", port)
+        run_until(loop, lambda: sock.state == CONNECTED, "the second connection")
+        conn = accept(loop, ls)
+        while conn.getpeername()[1] != sock.local_port:  # the aborted attempt's, if it got there
+            conn.close()
+            conn = accept(loop, ls)
+        assert sock.write(b"carried") == 7
+        conn.sendall(b"back")
+        run_until(loop, lambda: sock.bytes_available == 4, "the reply")
+        assert conn.recv(100) == b"carried"
+        assert conn.getpeername()[1] == sock.local_port
+        settle(loop)
+        assert rec.names().count("CONNECTED") == 1
+        sock.abort()
+        conn.close()
+    finally:
+        ls.close()
+
+
+def test_abort_with_data_pending_reports_no_unsent_bytes(loop):
+    ls, port = py_server()
+    try:
+        sock, rec = client(loop, port)
+        sock.notify_bytes_written = True
+        conn = accept(loop, ls)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        payload = b"\xab" * (8 << 20)
+        assert sock.write(payload) == len(payload)
+        settle(loop)
+        reported_before = sum(a for n, a, _ in rec.events if n == "BYTES_WRITTEN")
+        rec.clear()
+        sock.abort()
+        settle(loop, 0.1)
+        assert [n for n, _, _ in rec.events if n == "BYTES_WRITTEN"] == []
+        # only what the kernel had taken was ever reported
+        assert 0 < reported_before < len(payload)
+        assert sock.bytes_to_write == 0
+        conn.close()
+    finally:
+        ls.close()
+
+
+# ---------------------------------------------------------------- Qt's order
+
+def test_failed_connect_changes_state_before_the_error(loop):
+    holder, port = refused_port()
+    try:
+        rec = Recorder()
+        sock = TcpSocket(EventQueue(loop), rec)
+        assert sock.connect("127.0.0.1", port)
+        run_until(loop, lambda: "ERROR" in [e[0] for e in rec.events], "the refusal")
+        assert rec.names() == ["STATE_CHANGED HOST_LOOKUP", "STATE_CHANGED CONNECTING", "HOST_FOUND",
+                               "STATE_CHANGED UNCONNECTED", "ERROR %d" % SocketError.CONNECTION_REFUSED]
+        assert sock.open_mode == 0 and sock.finished
+    finally:
+        holder.close()
+
+
+@pytest.mark.parametrize("verb", ["disconnect", "close"])
+def test_disconnect_or_close_while_connecting_completes_sends_then_closes(loop, verb):
+    ls, port = py_server()
+    try:
+        rec = Recorder()
+        sock = TcpSocket(EventQueue(loop), rec)
+        sock.notify_bytes_written = True
+        assert sock.connect("127.0.0.1", port)
+        assert sock.write(b"for this peer") == 13
+        getattr(sock, verb)()
+        assert sock.state == LOOKUP  # as Qt: nothing changes yet
+        conn = accept(loop, ls)
+        assert recv_all(loop, conn) == b"for this peer"
+        run_until(loop, lambda: sock.state == U and "DISCONNECTED" in rec.names(), "the close")
+        expected = ["STATE_CHANGED HOST_LOOKUP", "STATE_CHANGED CONNECTING", "HOST_FOUND",
+                    "STATE_CHANGED CONNECTED", "CONNECTED", "STATE_CHANGED CLOSING",
+                    "BYTES_WRITTEN 13", "STATE_CHANGED UNCONNECTED", "DISCONNECTED"]
+        if verb == "close":
+            expected.insert(1, "ABOUT_TO_CLOSE")
+        assert rec.names() == expected
+    finally:
+        ls.close()
+
+
+def test_written_bytes_of_a_failed_attempt_never_reach_a_later_peer(loop):
+    holder, dead = refused_port()
+    ls, port = py_server()
+    try:
+        rec = Recorder()
+        sock = TcpSocket(EventQueue(loop), rec)
+        assert sock.connect("127.0.0.1", dead)
+        assert sock.write(b"SECRET-FOR-FIRST-PEER") == 21
+        sock.disconnect()
+        run_until(loop, lambda: sock.error == SocketError.CONNECTION_REFUSED, "the refusal")
+        assert sock.bytes_to_write == 0
+        assert sock.connect("127.0.0.1", port)
+        run_until(loop, lambda: sock.state == CONNECTED, "connected")
+        conn = accept(loop, ls)
+        sock.write(b"fresh")
+        sock.disconnect()
+        assert recv_all(loop, conn) == b"fresh"
+    finally:
+        holder.close()
+        ls.close()
+
+
+def test_nothing_of_an_old_connection_reaches_a_new_one(loop):
+    ls, port = py_server()
+    try:
+        sock, rec = client(loop, port)
+        sock.notify_bytes_written = True
+        conn = accept(loop, ls)
+        conn.sendall(b"old unread")
+        run_until(loop, lambda: sock.bytes_available == 10, "the bytes")
+        sock.write(b"x" * 1000)
+        sock.close()
+        assert sock.bytes_available == 0
+        run_until(loop, lambda: sock.state == U, "closed")
+        settle(loop)
+        assert sock.connect("127.0.0.1", port)
+        rec.clear()
+        run_until(loop, lambda: sock.state == CONNECTED, "the new connection")
+        conn2 = accept(loop, ls)
+        settle(loop)
+        assert sock.bytes_available == 0
+        names = rec.names()
+        assert "DISCONNECTED" not in names and not any(n.startswith("BYTES_WRITTEN") for n in names)
+        sock.write(b"new")
+        run_until(loop, lambda: "BYTES_WRITTEN 3" in rec.names(), "the new count")
+        conn2.sendall(b"n")
+        run_until(loop, lambda: sock.bytes_available == 1, "new bytes")
+        assert sock.read() == b"n"
+        sock.abort()
+        conn.close()
+        conn2.close()
+    finally:
+        ls.close()
+
+
+def test_close_twice_reports_about_to_close_once(loop):
+    ls, port = py_server()
+    try:
+        sock, rec = client(loop, port)
+        conn = accept(loop, ls)
+        rec.clear()
+        sock.close()
+        sock.close()
+        run_until(loop, lambda: sock.state == U, "closed")
+        settle(loop)
+        sock.close()
+        settle(loop)
+        assert rec.names().count("ABOUT_TO_CLOSE") == 1
+        assert rec.names() == ["ABOUT_TO_CLOSE", "STATE_CHANGED CLOSING",
+                               "STATE_CHANGED UNCONNECTED", "DISCONNECTED"]
+        conn.close()
+    finally:
+        ls.close()
+
+
+def test_peer_reset_during_graceful_close_is_reported_while_closing(loop):
+    ls, port = py_server()
+    try:
+        sock, rec = client(loop, port)
+        sock.notify_bytes_written = True
+        conn = accept(loop, ls)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        payload = b"z" * (6 << 20)
+        assert sock.write(payload) == len(payload)
+        settle(loop)
+        sock.disconnect()
+        assert sock.state == CLOSING
+        settle(loop)
+        assert sock.bytes_to_write > 0  # the peer is not reading
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # reset
+        run_until(loop, lambda: "DISCONNECTED" in rec.names(), "the end")
+        errors = [e for e in rec.events if e[0] == "ERROR"]
+        assert errors == [("ERROR", SocketError.REMOTE_HOST_CLOSED, "CLOSING")]
+        names = rec.names()
+        assert names.index("ERROR 1") < names.index("STATE_CHANGED UNCONNECTED") < names.index("DISCONNECTED")
+        written = sum(a for n, a, _ in rec.events if n == "BYTES_WRITTEN")
+        assert written < len(payload)  # the discarded bytes are not counted
+    finally:
+        ls.close()
+
+
+def test_remote_close_order(loop):
+    ls, port = py_server()
+    try:
+        replies = []
+
+        def on(s, name, a):
+            if name == "READY_READ":
+                s.read()
+            if name == "ERROR":
+                replies.append(s.write(b"answer"))
+        sock, rec = client(loop, port, Recorder(on))
+        conn = accept(loop, ls)
+        rec.clear()
+        conn.sendall(b"last words")
+        conn.shutdown(socket.SHUT_WR)
+        run_until(loop, lambda: "DISCONNECTED" in rec.names(), "the close")
+        assert [(n, st) for n, _, st in rec.events] == [
+            ("READY_READ", "CONNECTED"), ("ERROR", "CONNECTED"), ("STATE_CHANGED", "CLOSING"),
+            ("STATE_CHANGED", "UNCONNECTED"), ("DISCONNECTED", "UNCONNECTED")]
+        assert replies == [6]
+        assert recv_all(loop, conn) == b"answer"
+        conn.close()
+    finally:
+        ls.close()
+
+
+# ---------------------------------------------------------------- cascades
+
+def test_handlers_that_reconnect_and_abort_keep_the_event_count_bounded(loop):
+    ls, port = py_server()
+    try:
+        calls = {"n": 0}
+
+        def on(s, name, a):
+            if name in ("STATE_CHANGED", "DISCONNECTED"):
+                calls["n"] += 1
+                s.connect("127.0.0.1", port)
+                s.abort()
+        rec = Recorder(on)
+        sock = TcpSocket(EventQueue(loop), rec)
+        sock.connect("127.0.0.1", port)
+        sock.abort()
+        per_turn = []
+        for _ in range(200):
+            before = len(rec.events)
+            loop.run_until_complete(asyncio.sleep(0))
+            per_turn.append(len(rec.events) - before)
+        # a handful per turn (the last cycle's ABOUT_TO_CLOSE and state
+        # changes), the same at the end as at the start: no growth
+        assert max(per_turn) <= 8, per_turn
+        assert max(per_turn[-50:]) <= max(per_turn[:50]), per_turn
+        assert sum(per_turn[-50:]) > 0  # it does keep cycling
+        sock.abort()
+        rec.on = None
+        settle(loop)
+        assert sock.finished
+    finally:
+        ls.close()
+
+
+# ---------------------------------------------------------------- servers
+
+def test_server_release_closes_what_it_handed_out(loop):
+    server = TcpServer(EventQueue(loop), bind_address="127.0.0.1")
+    assert server.listen(0)
+    peer = socket.create_connection(("127.0.0.1", server.port), timeout=SAFETY)
+    try:
+        run_until(loop, lambda: server.has_pending_connections, "a connection")
+        sock = server.next_pending_connection()
+        server.release()
+        assert not server.listening
+        assert recv_all(loop, peer) == b""
+        run_until(loop, lambda: sock.finished, "the socket closed")
+        assert not hasattr(server, "destroy") and not hasattr(server, "pending_count")
+    finally:
+        peer.close()
+
+
+@pytest.mark.parametrize("name", ["localhost", "127.0.0.1"])
+def test_bind_address_may_be_a_host_name(name):
+    s = dual_stack_socket(name, 0)
+    try:
+        assert s.getsockname()[1] > 0
+    finally:
+        s.close()
