@@ -44,6 +44,9 @@ from typing import Any, Dict, List, Optional, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
 ROOT = os.path.dirname(TESTS)
+# luanet is imported from here in the worker children (another checkout can be
+# fuzzed by pointing LUANET_FUZZ_ROOT at it).
+LUANET_ROOT = os.environ.get("LUANET_FUZZ_ROOT", ROOT)
 
 SOCKS = ["c0", "c1", "c2"]
 ACCEPTED = ["a1", "a2", "a3", "a4", "a5", "a6"]
@@ -632,7 +635,7 @@ class Worker:
 
     def _start(self) -> None:
         env = dict(os.environ)
-        env["PYTHONPATH"] = TESTS + os.pathsep + ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = TESTS + os.pathsep + LUANET_ROOT + os.pathsep + env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen([sys.executable, "-c", "from fuzz.stateful import worker_main; worker_main()"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      env=env, cwd=ROOT)
