@@ -543,7 +543,7 @@ class Worker:
             env["QT_QPA_PLATFORM"] = "offscreen"
             self.proc = subprocess.Popen([sys.executable, "-c", "from fuzz.qtdiff import worker_main; worker_main()"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+                                         stderr=subprocess.DEVNULL, env=env, cwd=LUANET_ROOT)
         assert self.proc.stdin and self.proc.stdout
         self.proc.stdin.write((json.dumps({"ops": ops, "lua": lua}) + "\n").encode())
         self.proc.stdin.flush()

@@ -638,7 +638,7 @@ class Worker:
         env["PYTHONPATH"] = TESTS + os.pathsep + LUANET_ROOT + os.pathsep + env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen([sys.executable, "-c", "from fuzz.stateful import worker_main; worker_main()"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     env=env, cwd=ROOT)
+                                     env=env, cwd=LUANET_ROOT)
 
     def run(self, lua: str, steps: List[list], sandbox: bool = True) -> Dict[str, Any]:
         if self.proc is None or self.proc.poll() is not None:
