@@ -338,10 +338,13 @@ class TcpSocket(asyncio.Protocol):
     def read(self, max_size: Optional[int] = None) -> bytes:
         """Up to max_size bytes (all without it) from the read buffer."""
         chunks = self._rchunks
-        if max_size is None and len(chunks) == 1:  # the usual case: one chunk, all of it
-            data = chunks.pop()
+        if max_size is None and len(chunks) == 1 and self._budget is None:
+            # the usual case: one chunk, all of it, nothing to account
             self._rlen = 0
-        elif max_size is None or max_size >= self._rlen:
+            if self._pauses:
+                self._unpause(_AHEAD)
+            return chunks.pop()
+        if max_size is None or max_size >= self._rlen:
             data = b"".join(chunks)
             chunks.clear()
             self._rlen = 0
@@ -352,7 +355,7 @@ class TcpSocket(asyncio.Protocol):
             self._rlen -= len(data)
         if self._budget is not None:
             self._budget.release(len(data))
-        if self._pauses & _AHEAD and self._rlen < self._read_limit:
+        if self._pauses and self._rlen < self._read_limit:
             self._unpause(_AHEAD)  # the owner took them: read on
         return data
 
@@ -461,7 +464,7 @@ class TcpSocket(asyncio.Protocol):
         listener = self.listener
         if self._rlen and listener is not None:
             listener(self, _READY_READ, None, None)
-        if self._pauses & _AHEAD and self._rlen < self._read_limit:
+        if self._pauses and self._rlen < self._read_limit:
             self._unpause(_AHEAD)  # only if the owner took the bytes
 
     def eof_received(self) -> bool:
@@ -603,7 +606,7 @@ class TcpSocket(asyncio.Protocol):
         try:  # an address needs no resolver thread (and no task to cancel)
             infos = _socket.getaddrinfo(host, port, family, _socket.SOCK_STREAM, 0,
                                         _socket.AI_NUMERICHOST)
-        except (OSError, UnicodeError, ValueError):
+        except (OSError, UnicodeError, ValueError, TypeError):
             infos = None
         if infos is not None:
             self._lookup = self._loop.call_soon(self._resolved, self._gen, infos)
