@@ -535,3 +535,90 @@ def test_descriptor_exhaustion_pauses_server_until_resume(tmp_path):
     assert out["replied"] is True, out
     assert out["replies"] == ["client %d" % i for i in range(m)], out
     assert "lua_errors" not in out, out
+
+
+NO_HANDLER_SCRIPT = r"""
+import json, logging, os, resource, select, socket, sys
+from luanet import LuaHost
+
+M = 6
+out = {"warnings": []}
+
+
+class Grab(logging.Handler):
+    def emit(self, record):
+        if record.levelno >= logging.WARNING:
+            out["warnings"].append(record.getMessage())
+
+
+logging.getLogger("luanet").addHandler(Grab())
+logging.getLogger("luanet").propagate = False
+host = LuaHost(bind_address="127.0.0.1", on_error=lambda m: out.setdefault("lua_errors", []).append(m))
+host.execute('''
+    arrived = 0
+    server = net.TcpServer.new()   -- no accept_error_handler
+    server.new_connection_handler = function(srv)
+        local sock = srv:next_pending_connection()
+        arrived = arrived + 1
+        sock.ready_read_handler = function(s) s:write_string(s:read_all_string()) end
+    end
+    assert(server:listen(0))
+''')
+port = int(host.eval("server.port"))
+host.run_for(0.05)
+
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+opened = len(os.listdir("/proc/self/fd"))
+resource.setrlimit(resource.RLIMIT_NOFILE, (opened + 40, hard))
+fillers = []
+try:
+    while True:
+        fillers.append(os.open("/dev/null", os.O_RDONLY))
+except OSError:
+    pass
+for _ in range(M):
+    os.close(fillers.pop())
+clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(M)]
+out["failed"] = host.run_until(lambda: host.eval("server.error") is not None, 10.0)
+host.run_for(0.5)  # retries while still exhausted: no new log line
+out["arrived_when_exhausted"] = int(host.eval("arrived"))
+for fd in fillers:
+    os.close(fd)
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+out["all_arrived"] = host.run_until(lambda: int(host.eval("arrived")) == M, 20.0)  # no resume
+for i, s in enumerate(clients):
+    s.sendall(b"client %d" % i)
+
+def all_readable():
+    r, _, _ = select.select(clients, [], [], 0)
+    return len(r) == len(clients)
+
+
+out["replied"] = host.run_until(all_readable, 10.0)
+out["replies"] = [s.recv(100).decode() for s in clients]
+out["port"] = port
+for s in clients:
+    s.close()
+host.close()
+print(json.dumps(out))
+"""
+
+
+def test_descriptor_exhaustion_without_handler_is_logged_once_and_retried(tmp_path):
+    # API.md section 6: no accept_error_handler -> one warning naming the
+    # port, then retries with back-off; never paused for good
+    script = tmp_path / "exhaust_no_handler.py"
+    script.write_text(NO_HANDLER_SCRIPT)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=90, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["failed"] is True, out
+    assert out["arrived_when_exhausted"] == 0, out
+    accept_warnings = [w for w in out["warnings"] if str(out["port"]) in w]
+    assert len(accept_warnings) == 1, out["warnings"]
+    assert out["all_arrived"] is True, out
+    assert out["replies"] == ["client %d" % i for i in range(6)], out
+    assert "lua_errors" not in out, out
