@@ -3,6 +3,7 @@
 -- handler errors, tostring; and the luanet helpers.
 
 local TcpSocket = net.TcpSocket
+local helpers = require "spec.helpers"
 local SAFETY = 5 -- seconds; only a safety net, every wait normally ends in milliseconds
 
 local function wait(predicate)
@@ -260,6 +261,7 @@ describe("object rules", function()
     end)
 
     it("may raise without keeping the events after it from their handlers", function()
+      helpers.expect_handler_error("deliberate error")
       -- three callbacks queued together run from one loop pass; the first raises
       local ran = {}
       client:seek_async(0, function() ran[#ran + 1] = 1; error("deliberate error (expected in this spec)") end)
@@ -270,6 +272,7 @@ describe("object rules", function()
     end)
 
     it("may raise without breaking the object or other connections", function()
+      helpers.expect_handler_error("deliberate error")
       local second = net.TcpSocket.new()
       finally(function() second:abort() end)
 
@@ -309,6 +312,7 @@ describe("object rules", function()
     end)
 
     it("may raise inside async callbacks without harm", function()
+      helpers.expect_handler_error("deliberate error")
       local calls = 0
       client:read_all_string_async(function()
         calls = calls + 1
