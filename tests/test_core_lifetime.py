@@ -33,16 +33,21 @@ U, LOOKUP, CONNECTING, CONNECTED, BOUND, CLOSING = (
     SocketState.CONNECTED, SocketState.BOUND, SocketState.CLOSING)
 
 
-@pytest.fixture(params=LOOPS)
-def loop(request):
-    loop = uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop()
+def checked_loop(kind):
+    """A new loop of that kind (a generator: the fixture's body); fails the
+    test if the loop reported an error (an exception in a callback)."""
+    loop = uvloop.new_event_loop() if kind == "uvloop" else asyncio.new_event_loop()
     problems = []
     loop.set_exception_handler(lambda lp, ctx: problems.append(ctx))
-    loop.problems = problems  # type: ignore[attr-defined]
     yield loop
     loop.run_until_complete(asyncio.sleep(0.01))
     loop.close()
     assert problems == [], "the loop reported errors: %r" % problems
+
+
+@pytest.fixture(params=LOOPS)
+def loop(request):
+    yield from checked_loop(request.param)
 
 
 def run_until(loop, predicate, what="condition"):

@@ -19,9 +19,14 @@ from luanet.core.budget import MemoryBudget
 from luanet.core.socket import READ_AHEAD_LIMIT
 
 from conftest import SAFETY
-from test_core_lifetime import Recorder, loop, run_until, settle, turns  # noqa: F401
+from test_core_lifetime import LOOPS, Recorder, checked_loop, run_until, settle, turns
 
 MiB = 1 << 20
+
+
+@pytest.fixture(params=LOOPS)
+def loop(request):
+    yield from checked_loop(request.param)
 
 
 class Heap:

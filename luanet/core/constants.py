@@ -39,13 +39,6 @@ class OpenMode(IntEnum):
     TRUNCATE = 8
 
 
-def open_mode_valid(mode: int) -> bool:
-    """Open modes are flags, as Qt's OpenMode: any sum of them that reads or
-    writes (APPEND implies writing). TRUNCATE alone, or bits outside the
-    known ones, is not a mode."""
-    return 0 <= mode <= 15 and bool(mode & (OpenMode.READ_ONLY | OpenMode.WRITE_ONLY | OpenMode.APPEND))
-
-
 class Event(IntEnum):
     """What core objects report to their listener (see EventQueue)."""
 

@@ -25,11 +25,11 @@ class EventQueue:
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self._loop = loop
-        self._pending: List[Tuple[Callable[..., Any], tuple]] = []
+        self._pending: List[Tuple[Callable[..., Any], Tuple[Any, ...]]] = []
         self._scheduled = False
         # Called once at the end of every batch (the bridge flushes to Lua there).
         self.after_batch: Optional[Callable[[], None]] = None
-        self._progress: Optional[asyncio.Future] = None
+        self._progress: Optional[asyncio.Future[None]] = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

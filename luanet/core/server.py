@@ -15,7 +15,7 @@ import collections
 import logging
 import socket as _socket
 from _socket import socket as _raw_socket  # socket.socket's C base
-from typing import Deque, Optional, Set
+from typing import Any, Deque, List, Optional, Set
 
 from .budget import MemoryBudget
 from .constants import Event, SocketError
@@ -134,7 +134,7 @@ class TcpServer:
         self._update_watch()
         return sock
 
-    def pending_and_handed_out(self) -> list:
+    def pending_and_handed_out(self) -> List[TcpSocket]:
         """Every connection this server still has a hand in (for teardown)."""
         return list(self._queue) + list(self._handed_out)
 
@@ -189,7 +189,7 @@ class TcpServer:
                 # _accept() and the C socket type: socket.accept() and the
                 # socket.socket wrapper convert family, type and proto to enums
                 # (for us, then again for the loop) on every connection.
-                fd, _ = lsock._accept()
+                fd, _ = lsock._accept()  # type: ignore[attr-defined]
                 conn = _raw_socket(self._family, _socket.SOCK_STREAM, 0, fd)
             except (BlockingIOError, InterruptedError):
                 return
@@ -258,10 +258,10 @@ class TcpServer:
             except Exception as exc:
                 done.set_exception(exc)
         else:  # other loops (uvloop): the public API
-            done = loop.create_task(loop.connect_accepted_socket(lambda: sock, conn))
+            done = loop.create_task(loop.connect_accepted_socket(lambda: sock, conn))  # type: ignore[arg-type]
         done.add_done_callback(lambda f: self._wrapped(f, sock, conn))
 
-    def _wrapped(self, done: asyncio.Future, sock: TcpSocket, conn: _raw_socket) -> None:
+    def _wrapped(self, done: asyncio.Future[Any], sock: TcpSocket, conn: _raw_socket) -> None:
         self._wrapping -= 1
         if done.cancelled() or done.exception() is not None:
             conn.close()

@@ -37,7 +37,7 @@ import errno
 import functools
 import os
 import socket as _socket
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .budget import MemoryBudget
 from .constants import MODE_READ, MODE_WRITE, Event, SocketError, SocketState, open_mode_valid
@@ -114,7 +114,7 @@ def dual_stack_socket(bind_address: Optional[str], port: int) -> _socket.socket:
             sock = _socket.socket(_socket.AF_INET6, _socket.SOCK_STREAM)
         except OSError:  # no IPv6 on this machine
             sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
-            address: tuple = ("0.0.0.0", port)
+            address: Tuple[Any, ...] = ("0.0.0.0", port)
         else:
             sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 0)
             address = ("::", port)
@@ -216,8 +216,8 @@ class TcpSocket(asyncio.Protocol):
         self._written_posted = False
         self.notify_bytes_written = False
         self._gen = 0  # the connection; steps posted under another value are stale
-        self._lookup: Optional[asyncio.Future | asyncio.Handle] = None  # lookup under way
-        self._addrs: Optional[List[tuple]] = None  # addresses still to try
+        self._lookup: Optional[asyncio.Future[Any] | asyncio.Handle] = None  # lookup under way
+        self._addrs: Optional[List[Tuple[int, Any]]] = None  # addresses still to try
         self._csock: Optional[_socket.socket] = None  # connecting, watched by add_writer
         self._attempt: Optional[_Attempt] = None  # transport being made for it
         self._making: Optional[asyncio.BaseTransport] = None
@@ -229,9 +229,9 @@ class TcpSocket(asyncio.Protocol):
         # Socket names as the OS gives them (converted when a script asks);
         # for a connection, read from the transport only when first needed:
         # most connections never are asked, and each saves the memory.
-        self._local: Optional[tuple] = None
-        self._remote: Optional[tuple] = None
-        self.server = None  # the TcpServer that handed this socket out, if any
+        self._local: Optional[Tuple[Any, ...]] = None
+        self._remote: Optional[Tuple[Any, ...]] = None
+        self.server: Any = None  # the TcpServer that handed this socket out, if any
 
     # ------------------------------------------------------------------ events
     def _emit(self, gen: int, event: int, a: object = None, b: object = None) -> None:
@@ -422,7 +422,7 @@ class TcpSocket(asyncio.Protocol):
             self._close_pending = False
             self.disconnect()
 
-    def _addresses(self) -> tuple:
+    def _addresses(self) -> Tuple[Tuple[str, int], Tuple[str, int]]:
         """(local, remote) (host, port) pairs; ("", 0) for an end not known."""
         if self._remote is None:
             transport = self._transport
@@ -431,13 +431,13 @@ class TcpSocket(asyncio.Protocol):
             self._keep_addresses(transport)
         return self._address(self._local), self._address(self._remote)
 
-    def _keep_addresses(self, transport) -> None:
+    def _keep_addresses(self, transport: asyncio.BaseTransport) -> None:
         # as the transport gives them; converted only when a script asks
         self._local = transport.get_extra_info("sockname")
         self._remote = transport.get_extra_info("peername")
 
     @staticmethod
-    def _address(name) -> tuple:
+    def _address(name: object) -> Tuple[str, int]:
         if isinstance(name, tuple) and len(name) >= 2:
             return plain_address(str(name[0])), int(name[1])
         return "", 0
@@ -611,6 +611,7 @@ class TcpSocket(asyncio.Protocol):
         if infos is not None:
             self._lookup = self._loop.call_soon(self._resolved, self._gen, infos)
             return True
+        lookup: asyncio.Future[Any]
         try:
             lookup = asyncio.ensure_future(
                 self._loop.getaddrinfo(host, port, type=_socket.SOCK_STREAM, family=family),
@@ -622,14 +623,14 @@ class TcpSocket(asyncio.Protocol):
         lookup.add_done_callback(functools.partial(self._looked_up, self._gen))
         return True
 
-    def _looked_up(self, gen: int, lookup: asyncio.Future) -> None:
+    def _looked_up(self, gen: int, lookup: asyncio.Future[Any]) -> None:
         if lookup.cancelled():
             return
         exc = lookup.exception()  # retrieved even when stale
         if gen == self._gen:
             self._resolved(gen, [] if exc is not None else lookup.result())
 
-    def _resolved(self, gen: int, infos: list) -> None:
+    def _resolved(self, gen: int, infos: List[Any]) -> None:
         if gen != self._gen:
             return
         self._lookup = None
@@ -670,9 +671,9 @@ class TcpSocket(asyncio.Protocol):
             self._last_exc = OSError(err, os.strerror(err))
             if sock is not self._bound:
                 sock.close()
-        exc = self._last_exc
-        code, text = classify(exc) if exc is not None else (SocketError.CONNECTION_REFUSED,
-                                                            "Connection refused")
+        last = self._last_exc
+        code, text = classify(last) if last is not None else (SocketError.CONNECTION_REFUSED,
+                                                              "Connection refused")
         self._connect_failed(code, text)
 
     def _connect_ready(self) -> None:
@@ -715,7 +716,7 @@ class TcpSocket(asyncio.Protocol):
         task = loop.create_task(loop.create_connection(lambda: attempt, sock=sock))
         task.add_done_callback(functools.partial(self._made, attempt, sock))
 
-    def _made(self, attempt: _Attempt, sock: _socket.socket, task: asyncio.Future) -> None:
+    def _made(self, attempt: _Attempt, sock: _socket.socket, task: asyncio.Future[Any]) -> None:
         if task.cancelled():
             exc: Optional[BaseException] = asyncio.CancelledError()
         else:
