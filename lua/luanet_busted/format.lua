@@ -56,11 +56,28 @@ local function sorted_keys(t)
   return keys, count
 end
 
+-- ANSI colors by name, as luassert's TableErrorHighlightColor takes them
+-- ("red", "bright.red", "none").
+local ANSI = { reset = 0, clear = 0, bright = 1, dim = 2, underscore = 4, blink = 5,
+               reverse = 7, hidden = 8, black = 30, red = 31, green = 32, yellow = 33,
+               blue = 34, magenta = 35, cyan = 36, white = 37, onblack = 40, onred = 41,
+               ongreen = 42, onyellow = 43, onblue = 44, onmagenta = 45, oncyan = 46,
+               onwhite = 47 }
+
+local function colored(color, text)
+  if text == "" or color == "none" or color == nil then return text end
+  for token in tostring(color):gmatch("[^%.]+") do
+    if ANSI[token] then text = "\27[" .. ANSI[token] .. "m" .. text .. "\27[0m" end
+  end
+  return text
+end
+
 local function fmt_table(v, extra)
   if type(v) ~= "table" then return end
   local depth = assert:get_parameter("TableFormatLevel")
   local show_recursion = assert:get_parameter("TableFormatShowRecursion")
   local mark = assert:get_parameter("TableErrorHighlightCharacter") or ""
+  local color = assert:get_parameter("TableErrorHighlightColor") or "none"
   local crumbs = extra and extra.crumbs or {}
   local active = {}
   local header
@@ -89,7 +106,7 @@ local function fmt_table(v, extra)
       if type(value) == "table" then value = show(value, level + 1, marked)
       elseif type(value) == "string" then value = "'" .. value .. "'" end
       local ch = marked and mark or ""
-      parts[#parts + 1] = format("\n%s%s[%s] = %s", rep(" ", level * 2 - #ch), ch,
+      parts[#parts + 1] = format("\n%s%s[%s] = %s", rep(" ", level * 2 - #ch), colored(color, ch),
                                  number_text(k), number_text(value))
     end
     active[t] = active[t] - 1

@@ -379,7 +379,22 @@ local function report_error(el, descriptor, message, trace)
   report("error", "error", name, file, line, message or "", trace or "", 0)
 end
 
+-- Inside a running test or hook, registering is an error ("'describe' not
+-- supported inside current context block"); hooks get no finally/pending.
+local function rejections(except)
+  local env = {
+    randomize = function() error("'randomize' not supported inside current context block", 2) end,
+  }
+  for d in pairs(descriptors) do
+    if not except[d] then
+      env[d] = function() error("'" .. d .. "' not supported inside current context block", 2) end
+    end
+  end
+  return env
+end
+
 local function exec_hook(descriptor, el)
+  if not el.env then el.env = rejections({}) end
   local status, message, trace = safe(descriptor, el.run, el)
   if status ~= "success" then
     report_error(el, el.alias or descriptor, message, trace)
@@ -454,16 +469,9 @@ local function run_test(el)
   local start = os_clock()
   expected_handler_errors = {}
   local finally
-  el.env = {
-    finally = function(fn) finally = fn end,
-    pending = pending_raise,
-    randomize = function() error("'randomize' not supported inside current context block", 2) end,
-  }
-  for d in pairs(descriptors) do
-    if d ~= "pending" and d ~= "finally" then
-      el.env[d] = function() error("'" .. d .. "' not supported inside current context block", 2) end
-    end
-  end
+  el.env = rejections({ pending = true })
+  el.env.finally = function(fn) finally = fn end
+  el.env.pending = pending_raise
   local ok, ancestor = exec_all("before_each", parent, true)
   if ok then
     local status, message, trace = "success", nil, nil
@@ -569,15 +577,31 @@ local function fail(message, level)
   util.fail(message, level and level - 1 or nil)
 end
 
+local subscribers = {}
+
 local busted_api = {
   version = "2.1.1",
   fail = fail,
   pending = pending_raise,
   gettime = os_clock, monotime = os_clock,
   sleep = function() end,
-  publish = function() end,
-  subscribe = function() return { id = {} } end,
-  unsubscribe = function() end,
+  publish = function(channel, ...)
+    local key = concat(channel, "\0")
+    for _, sub in ipairs(subscribers[key] or {}) do sub.fn(...) end
+  end,
+  subscribe = function(channel, fn, opts)
+    local key = concat(channel, "\0")
+    subscribers[key] = subscribers[key] or {}
+    local sub = { id = {}, fn = fn, channel = channel, options = opts or {} }
+    insert(subscribers[key], sub)
+    return sub
+  end,
+  unsubscribe = function(id, channel)
+    local list = subscribers[concat(channel, "\0")] or {}
+    for i, sub in ipairs(list) do
+      if sub.id == id then return remove(list, i) end
+    end
+  end,
   bindfenv = function(callable, var, value)
     if setfenv then
       local f = (getmt(callable) or {}).__call or callable
@@ -598,13 +622,7 @@ for name, publisher in pairs(descriptors) do busted_api[name] = publisher end
 busted_api.describe, busted_api.it, busted_api.pending = describe, it, pending
 busted_api.assert, busted_api.spy, busted_api.stub, busted_api.mock, busted_api.match =
   assert, spy, stub, mock, match
-busted_api.finally = function() error("'finally' may only be called inside a running test", 2) end
-busted_api.randomize = function() end
-busted_api.context = setmetatable({
-  get = function(key) if key then return current[key] end return current end,
-  parent = parent_of,
-  children = function(el) return el.children or {} end,
-}, { __call = function(_, ...) return descriptors.context(...) end })
+busted_api.context = descriptors.context
 
 -- require "busted" gives this: the api (describe, it, fail, ...) by key.
 local busted_module = setmetatable({}, {
@@ -619,7 +637,6 @@ local exports = {
   "strict_teardown", "setup", "teardown",
 }
 for _, name in ipairs(exports) do root.env[name] = descriptors[name] end
-root.env.finally = busted_api.finally
 root.env.randomize = function() end
 root.env.assert, root.env.spy, root.env.stub, root.env.mock, root.env.match =
   assert, spy, stub, mock, match
@@ -654,7 +671,42 @@ local own_modules = {
   say = say,
 }
 
+-- What Debian's lua5.2/5.3/5.4 keep of older versions (their LUA_COMPAT_*
+-- builds) and lupa's Lua leaves out: code under test that runs on the
+-- system's lua finds it here too.
+local function compat()
+  local math, version = G.math, G._VERSION
+  if version == "Lua 5.2" then
+    rawset(G, "unpack", rawget(G, "unpack") or table.unpack)
+    rawset(G, "loadstring", rawget(G, "loadstring") or load)
+    table.maxn = table.maxn or function(t)
+      local n = 0
+      for k in pairs(t) do if type(k) == "number" and k > n then n = k end end
+      return n
+    end
+  end
+  if version == "Lua 5.3" or version == "Lua 5.4" or version == "Lua 5.2" then
+    math.pow = math.pow or function(x, y) return x ^ y end
+    math.ldexp = math.ldexp or function(m, e) return m * 2.0 ^ e end
+    math.log10 = math.log10 or function(x) return math.log(x, 10) end
+    math.cosh = math.cosh or function(x) return (math.exp(x) + math.exp(-x)) / 2 end
+    math.sinh = math.sinh or function(x) return (math.exp(x) - math.exp(-x)) / 2 end
+    math.tanh = math.tanh or function(x)
+      local a, b = math.exp(x), math.exp(-x)
+      return (a - b) / (a + b)
+    end
+    math.frexp = math.frexp or function(x)
+      if x == 0 or x ~= x or x == math.huge or x == -math.huge then return x, 0 end
+      local e = math.floor(math.log(math.abs(x), 2)) + 1
+      local m = x / 2.0 ^ e
+      if math.abs(m) >= 1 then m, e = m / 2, e + 1 elseif math.abs(m) < 0.5 then m, e = m * 2, e - 1 end
+      return m, e
+    end
+  end
+end
+
 function R.install()
+  compat()
   local loaded = package.loaded
   for name, value in pairs(own_modules) do loaded[name] = value end
 end
@@ -667,8 +719,10 @@ local function compile(source, name, env)
   if setfenv and loadstring then
     chunk, message = loadstring(source, "@" .. name)
     if chunk and env then setfenv(chunk, env) end
-  else
+  elseif env then
     chunk, message = load(source, "@" .. name, "t", env)
+  else
+    chunk, message = load(source, "@" .. name, "t")
   end
   return chunk, message
 end
