@@ -78,7 +78,8 @@ def spec_options(config: pytest.Config) -> SpecOptions:
         busted = read_busted_file(config.rootpath) or {}
     except SpecLoadError:
         busted = {}
-    task: Dict[str, Any] = dict(busted.get("default") or {})
+    task: Dict[str, Any] = dict(busted.get("_all") or {})
+    task.update(busted.get("default") or {})
 
     def ini(name: str) -> Any:
         try:

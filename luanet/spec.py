@@ -333,6 +333,29 @@ def _new_host(version: str, options: SpecOptions, on_error: Callable[[str], None
     return host
 
 
+def _interpreter(version: str) -> str:
+    """What `arg[-1]` names, as under busted the interpreter running it:
+    luanet-lua (the drop-in lua, told the version by LUANET_LUA) when
+    installed, else the system's lua of that version."""
+    import shutil
+    here = Path(sys.executable).parent / "luanet-lua"
+    found = str(here) if here.exists() else shutil.which("luanet-lua")
+    if found:
+        os.environ.setdefault("LUANET_LUA", version)
+        return found
+    system = "luajit" if version == "luajit" else "lua" + version
+    return shutil.which(system) or "lua"
+
+
+def _set_arg(host: Any, version: str) -> None:
+    """The global `arg` busted's specs see: arg[-1] the interpreter, arg[0]
+    the runner."""
+    arg = host.eval(b"{}")
+    arg[-1] = _interpreter(version).encode()
+    arg[0] = b"luanet spec"
+    host.globals.table[b"arg"] = arg
+
+
 def _load_runner(host: Any) -> Any:
     from .bridge import lua_source
     entry = host.load_module("luanet_busted")
@@ -404,6 +427,7 @@ def run_file(path: Union[str, os.PathLike], version: str = DEFAULT_LUA,
         if options.select is not None and not options.select:
             configure(b"select", b"")
         runner[b"install"]()
+        _set_arg(host, version)
         if options.helper:
             helper = Path(options.helper)
             try:
@@ -809,7 +833,8 @@ def options_from(args: argparse.Namespace, config: Optional[Dict[str, Any]]) -> 
     """(SpecOptions, roots, output) from parsed arguments over a .busted task."""
     task: Dict[str, Any] = {}
     if config:
-        task = dict(config.get("default") or {})
+        task = dict(config.get("_all") or {})
+        task.update(config.get("default") or {})
         if args.run:
             if args.run not in config:
                 raise SpecLoadError(f".busted has no task {args.run!r}")

@@ -705,8 +705,30 @@ local function compat()
   end
 end
 
+-- lupa's Lua 5.2+ is built without LUA_USE_POSIX, so os.execute returns
+-- the raw wait status (768 for exit code 3): decode it as the system's lua.
+local function posix_execute()
+  local os = rawget(G, "os")
+  local execute = os and os.execute
+  if not execute or G._VERSION == "Lua 5.1" or package.config:sub(1, 1) ~= "/" then return end
+  os.execute = function(...)
+    if select("#", ...) == 0 then return execute() end
+    local ok, what, code = execute(...)
+    if what == "exit" and type(code) == "number" and code > 255 or (what == "exit" and type(code) == "number" and code > 0 and code % 256 ~= 0 and code < 128) then
+      local low = code % 128
+      if low == 0 then
+        code = math.floor(code / 256)
+        return code == 0 or nil, "exit", code
+      end
+      return nil, "signal", low
+    end
+    return ok, what, code
+  end
+end
+
 function R.install()
   compat()
+  posix_execute()
   local loaded = package.loaded
   for name, value in pairs(own_modules) do loaded[name] = value end
 end
