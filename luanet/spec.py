@@ -323,6 +323,11 @@ def _new_host(version: str, options: SpecOptions, on_error: Callable[[str], None
         if options.cpath:
             package[b"cpath"] = (";".join(options.cpath) + ";").encode() + package[b"cpath"]
         return host
+    # Lua source installed for the system's lua (Debian's /usr/share/lua/5.x)
+    # loads in a sandbox too, as text like the project's own modules.
+    system_path = lua_env.default_paths(version)[0]
+    lua_path = ";".join(dict.fromkeys(t for t in (lua_path + ";" + system_path).split(";")
+                                      if t and t.endswith(".lua")))
     if _host_accepts("lua_path"):
         host = LuaHost(lua=version, sandbox=True, on_error=on_error, lua_path=lua_path)
     else:

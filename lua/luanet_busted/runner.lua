@@ -375,7 +375,9 @@ local function report_error(el, descriptor, message, trace)
      or el.descriptor == "file" then
     name = full_name(el, nil)
   end
-  if name == "" then name = descriptor else name = name .. " " .. descriptor end
+  if el.descriptor == "file" then name = file_name
+  elseif name == "" then name = descriptor
+  elseif descriptor ~= "" then name = name .. " " .. descriptor end
   report("error", "error", name, file, line, message or "", trace or "", 0)
 end
 
