@@ -34,7 +34,7 @@ import platform
 import sys
 import sysconfig
 from types import ModuleType
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 log = logging.getLogger("luanet")
 
@@ -83,7 +83,7 @@ def import_lupa_module(version: str) -> ModuleType:
 
 def _import_all_locally() -> None:
     import pkgutil
-    import lupa
+    lupa = importlib.import_module("lupa")
     for info in pkgutil.iter_modules(lupa.__path__):
         if info.name.startswith("lua"):
             try:
@@ -437,9 +437,8 @@ def install_compat(target: Any, version: str) -> None:
     5.4's ``math.pow``, ``atan2``, ``cosh``, ``sinh``, ``tanh``, ``frexp``,
     ``ldexp``, ``log10``. Nothing on 5.1 and LuaJIT (none missing there)."""
     _check_version(version)
-    execute = getattr(target, "execute")
     for chunk in _COMPAT.get(version, ()):
-        execute(chunk)
+        target.execute(chunk)
 
 
 # ---------------------------------------------------------------- io.popen
@@ -573,7 +572,7 @@ class _Pipes:
     never Python objects)."""
 
     def __init__(self) -> None:
-        self._procs: dict = {}
+        self._procs: Dict[int, Tuple[Any, Any]] = {}
         self._next = 0
 
     def spawn(self, command: bytes, mode: bytes) -> Any:

@@ -28,7 +28,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 from . import lua_env
 
@@ -247,7 +247,7 @@ class Options:
     def __init__(self) -> None:
         self.script = 0          # index in argv of the script; 0: none
         self.has_e = self.has_i = self.has_v = self.has_E = False
-        self.runargs: List[tuple] = []   # ("e", text) / ("l", name) / ("W",), in order
+        self.runargs: List[Tuple[str, ...]] = []   # ("e", text) / ("l", name) / ("W",), in order
         self.bad: Optional[str] = None   # the offending option
 
 
@@ -309,13 +309,18 @@ def _flush_c_stdio() -> None:
 
 
 def version_line(version: str) -> str:
-    import lupa
+    from importlib import metadata
+
     from . import __version__
+    try:
+        lupa_version = metadata.version("lupa")
+    except metadata.PackageNotFoundError:  # pragma: no cover - lupa from a source tree
+        lupa_version = "?"
     if version == "luajit":
         base = "LuaJIT 2.1 -- Copyright (C) 2005-2023 Mike Pall. https://luajit.org/"
     else:
         base = f"Lua {version}  Copyright (C) 1994-2024 Lua.org, PUC-Rio"
-    return f"{base} [luanet {__version__}, lupa {getattr(lupa, '__version__', '?')}]"
+    return f"{base} [luanet {__version__}, lupa {lupa_version}]"
 
 
 class Interrupts:
