@@ -427,7 +427,10 @@ def diff_class(qt: Dict[str, Any], lu: Dict[str, Any]) -> str:
         return "events after %s: qt %s, luanet %s" % (prev.split("=")[0] if prev.startswith("bytes") else prev,
                                                       a[i] if i < len(a) else "end",
                                                       b[i] if i < len(b) else "end")
-    for key in ("results", "final", "peer_rx"):
+    if qt["final"] != lu["final"]:
+        return "final differ: " + ", ".join("%s qt %s luanet %s" % (k, qt["final"][k], lu["final"].get(k))
+                                            for k in sorted(qt["final"]) if qt["final"][k] != lu["final"].get(k))
+    for key in ("results", "peer_rx"):
         if qt[key] != lu[key]:
             return "%s differ" % key
     return ""
