@@ -418,7 +418,13 @@ def run_file(path: Union[str, os.PathLike], version: str = DEFAULT_LUA,
                         version=version))
         return results
     try:
-        runner = _load_runner(host)
+        try:
+            runner = _load_runner(host)
+        except Exception as exc:  # the runner itself broke
+            emit(SpecResult("error", "error", name, name, 0,
+                            f"luanet's spec runner failed to load: {_text(exc.args[0] if exc.args else exc)}",
+                            version=version))
+            return results
         configure = runner[b"configure"]
         for option in _OPTION_NAMES:
             value = getattr(options, option)

@@ -1,15 +1,22 @@
-"""The busted-compatible spec runner: lua/busted.lua, luanet/spec.py and the
-pytest plugin, driven with small spec files written into tmp_path."""
+"""The busted-compatible spec runner: lua/luanet_busted/, luanet/spec.py and
+the pytest plugin, driven with small spec files written into tmp_path (the
+working directory, as a project root is for busted)."""
 
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
 import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
 from luanet.bridge import LUA_MODULES
-from luanet.spec import SpecFile, SpecLoadError, main, run_specs
+from luanet.spec import SpecOptions, main, run_file, run_specs
 
 pytest_plugins = ["pytester"]
 
@@ -27,31 +34,38 @@ def lua(source: str) -> str:
     return textwrap.dedent(source).lstrip("\n")
 
 
-def write(tmp_path, name: str, source: str):
+def write(tmp_path, name: str, source: str) -> Path:
     path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(lua(source))
     return path
 
 
 def line_of(path, marker: str) -> int:
-    """1-based line of the first line of the file containing marker."""
-    for number, text in enumerate(path.read_text().splitlines(), 1):
+    for number, text in enumerate(Path(path).read_text().splitlines(), 1):
         if marker in text:
             return number
     raise AssertionError(f"{marker!r} not in {path}")
 
 
-def run_all(path, lua_version="5.4", **kwargs):
-    """{test name: (status, message)} of every test in the file, in order."""
-    with SpecFile(path, lua_version, **kwargs) as spec:
-        results = {test.name: spec.run(test) for test in spec.tests}
-        assert spec.finish() is None
-    return {name: (r.status, r.message) for name, r in results.items()}
+def results(path, version="5.4", **options):
+    """{name: (status, message)} of the tests of one file, in run order."""
+    found = run_file(path, version, SpecOptions(**options))
+    return {r.name: (r.status, r.message) for r in found if r.kind == "test"}
 
 
-def run_cli(*paths, lua="5.4"):
+def errors(path, version="5.4", **options):
+    return [r for r in run_file(path, version, SpecOptions(**options)) if r.kind == "error"]
+
+
+def cli(*args):
     out = io.StringIO()
-    code = run_specs(list(paths), lua, out=out)
+    old = sys.stdout
+    sys.stdout = out
+    try:
+        code = main(list(args))
+    finally:
+        sys.stdout = old
     return code, out.getvalue()
 
 
@@ -74,547 +88,543 @@ end)
 
 # ---------------------------------------------------------------- statuses and messages
 
-def test_statuses_and_messages(tmp_path):
+def test_statuses_and_luassert_messages(tmp_path):
     path = write(tmp_path, "calc_spec.lua", MIXED)
-    results = run_all(path)
-    assert list(results) == ["calc adds", "calc fails", "calc errors", "calc later"]
-    assert [status for status, _ in results.values()] == ["success", "failure", "error", "pending"]
-    assert results["calc adds"][1] == ""
-    fail_line = line_of(path, "FAILS HERE")
-    assert results["calc fails"][1] == (
-        f"calc_spec.lua:{fail_line}: Expected objects to be equal.\n"
-        "Passed in:\n(number) 1\nExpected:\n(number) 2")
-    assert results["calc errors"][1].startswith(
-        f"calc_spec.lua:{line_of(path, 'ERRORS HERE')}: attempt to index")
-
-
-def test_tests_list_names_lines_and_pending(tmp_path):
-    path = write(tmp_path, "calc_spec.lua", MIXED)
-    with SpecFile(path) as spec:
-        tests = spec.tests
-    assert [(t.id, t.name, t.pending) for t in tests] == [
-        (1, "calc adds", False), (2, "calc fails", False),
-        (3, "calc errors", False), (4, "calc later", True)]
-    assert tests[1].line == line_of(path, 'it("fails"')
-    assert tests[3].line == line_of(path, 'pending("later")')
-
-
-def test_run_specs_summary_details_and_exit_code(tmp_path):
-    (tmp_path / "spec").mkdir()
-    write(tmp_path, "spec/calc_spec.lua", MIXED)
-    write(tmp_path, "spec/ok_spec.lua", 'it("works", function() assert.is_true(true) end)')
-    write(tmp_path, "spec/helper.lua", 'error("must not be run")')
-    code, out = run_cli()  # default: spec/
-    assert code == 1
-    assert "2 successes / 1 failure / 1 error / 1 pending : " in out
-    assert out.splitlines()[0] == "+-*.+"
-    assert "Failure -> spec/calc_spec.lua @ 5\ncalc fails\nspec/calc_spec.lua:6: Expected objects" in out
-    assert "Error -> spec/calc_spec.lua @ 8\ncalc errors\nspec/calc_spec.lua:10: attempt to index" in out
-    assert "must not be run" not in out
-
-
-def test_run_specs_all_passing_returns_zero(tmp_path):
-    path = write(tmp_path, "ok_spec.lua", """
-        describe("a", function()
-          it("one", function() assert.truthy(1) end)
-          it("two", function() assert.falsy(nil) end)
-        end)
-    """)
-    code, out = run_cli(path)
-    assert code == 0
-    assert "2 successes / 0 failures / 0 errors / 0 pending : " in out
-
-
-def test_load_errors(tmp_path):
-    broken = write(tmp_path, "broken_spec.lua", 'describe("x", function()\n  it("y" function() end)\nend)\n')
-    with pytest.raises(SpecLoadError, match=r"broken_spec.lua:2:"):
-        SpecFile(broken)
-    code, out = run_cli(broken)
-    assert code == 1 and "0 successes / 0 failures / 1 error / 0 pending" in out
-    code, out = run_cli(tmp_path / "missing_spec.lua")
-    assert code == 1 and "no such file" in out
-
-
-def test_error_in_describe_body_is_reported_and_other_tests_still_run(tmp_path):
-    path = write(tmp_path, "body_spec.lua", """
-        describe("broken", function()
-          it("registered first", function() end)
-          error("bad body")
-        end)
-        it("outside", function() end)
-    """)
-    results = run_all(path)
-    assert results["broken"][0] == "error" and "body_spec.lua:3: bad body" in results["broken"][1]
-    assert results["broken registered first"][0] == "success"
-    assert results["outside"][0] == "success"
-
-
-def test_plain_assert_is_luas_assert_and_a_failure(tmp_path):
-    path = write(tmp_path, "plain_spec.lua", """
-        it("keeps Lua's assert", function()
-          local a, b = assert(1, "unused")
-          assert.are.equal(1, a)
-          assert.are.equal("unused", b)
-          local ok, err = pcall(function() assert(false, "caught") end)
-          assert.are.equal("plain_spec.lua:5: caught", err)
-        end)
-        it("fails", function()
-          assert(1 == 2, "one is not two") -- PLAIN
-        end)
-    """)
-    results = run_all(path)
-    assert results["keeps Lua's assert"] == ("success", "")
-    assert results["fails"] == ("failure", f"plain_spec.lua:{line_of(path, 'PLAIN')}: one is not two")
-
-
-def test_errors_carry_a_traceback_when_debug_is_available(tmp_path):
-    path = write(tmp_path, "tb_spec.lua", """
-        local function helper() error("deep") end
-        it("errors", function() helper() end)
-    """)
-    status, message = run_all(path, sandbox=False)["errors"]
+    got = results(path)
+    assert list(got) == ["calc adds", "calc fails", "calc errors", "calc later"]
+    assert got["calc adds"] == ("success", "")
+    status, message = got["calc fails"]
+    assert status == "failure"
+    assert message == (f"calc_spec.lua:{line_of(path, 'FAILS HERE')}: Expected objects to be equal.\n"
+                       "Passed in:\n(number) 1\nExpected:\n(number) 2")
+    status, message = got["calc errors"]
     assert status == "error"
-    assert message.startswith("tb_spec.lua:1: deep\nstack traceback:\n")
-    assert "tb_spec.lua:2:" in message
-    assert "busted.lua" not in message and "xpcall" not in message
+    assert message.startswith(f"calc_spec.lua:{line_of(path, 'ERRORS HERE')}: attempt to index")
+    assert got["calc later"][0] == "pending"
 
 
-# ---------------------------------------------------------------- blocks and hooks
+def test_failure_messages_in_luassert_words(tmp_path):
+    path = write(tmp_path, "words_spec.lua", """
+    describe("words", function()
+      it("same", function() assert.are.same({ a = 1, b = { c = 2 } }, { a = 1, b = { c = 3 } }) end)
+      it("error", function() assert.has_error(function() error("boom") end, "bam") end)
+      it("called_with", function()
+        local s = spy.new(function() end)
+        s(1, "x")
+        assert.spy(s).was.called_with(1, "y")
+      end)
+      it("custom message", function() assert.is_true(false, "my words") end)
+      it("message modifier", function() assert.message("said").is_true(false) end)
+      it("truthy", function() assert.is_truthy(nil) end)
+    end)
+    """)
+    got = results(path)
+    same = got["words same"][1]
+    assert "Expected objects to be the same.\nPassed in:\n(table: 0x" in same
+    assert "\n *[b] = {\n   *[c] = 3 } }" in same and "\n   *[c] = 2 } }" in same
+    assert got["words error"][1].endswith(
+        "Expected a different error.\nCaught:\n(string) 'boom'\nExpected:\n(string) 'bam'")
+    assert got["words called_with"][1].endswith(
+        "Function was never called with matching arguments.\nCalled with (last call if any):\n"
+        "(values list) ((number) 1, (string) 'x')\nExpected:\n(values list) ((number) 1, (string) 'y')")
+    assert got["words custom message"][1].endswith(
+        "my words\nExpected objects to be the same.\nPassed in:\n(boolean) false\nExpected:\n(boolean) true")
+    assert "said\nExpected objects to be the same." in got["words message modifier"][1]
+    assert got["words truthy"][1].endswith("Expected to be truthy, but value was:\n(nil)")
+    assert all(status == "failure" for status, _ in got.values())
 
-def test_hooks_run_in_busted_order(tmp_path):
+
+def test_plain_assert_is_luas_and_a_failure(tmp_path):
+    path = write(tmp_path, "plain_spec.lua", """
+    it("returns its arguments", function()
+      local a, b = assert(1, "two")
+      assert.are.equal(1, a); assert.are.equal("two", b)
+    end)
+    it("fails with its message", function() assert(false, "nope") end) -- HERE
+    """)
+    got = results(path)
+    assert got["returns its arguments"] == ("success", "")
+    assert got["fails with its message"] == ("failure", f"plain_spec.lua:{line_of(path, 'HERE')}: nope")
+
+
+# ---------------------------------------------------------------- busted's order and hooks
+
+def test_describe_bodies_run_in_busteds_order(tmp_path):
     path = write(tmp_path, "order_spec.lua", """
-        LOG = {}
-        local function log(s) return function() LOG[#LOG + 1] = s end end
-        describe("outer", function()
-          setup(log("setup outer"))
-          teardown(log("teardown outer"))
-          before_each(log("before outer"))
-          after_each(log("after outer"))
-          it("first", log("it first"))
-          describe("inner", function()
-            lazy_setup(log("setup inner"))
-            lazy_teardown(log("teardown inner"))
-            before_each(log("before inner"))
-            after_each(log("after inner"))
-            it("second", log("it second"))
-            it("third", function() finally(log("finally third")); error("boom") end)
-          end)
-        end)
+    local log = {}
+    describe("one", function()
+      log[#log + 1] = "body one"
+      it("a", function() log[#log + 1] = "it one" end)
+    end)
+    describe("two", function()
+      log[#log + 1] = "body two"
+      it("b", function()
+        assert.are.same({ "body one", "it one", "body two" }, log)
+      end)
+    end)
     """)
-    with SpecFile(path) as spec:
-        statuses = [spec.run(t).status for t in spec.tests]
-        assert spec.finish() is None
-        log = list(spec.host.eval("LOG").values())
-    assert statuses == ["success", "success", "error"]
-    assert [entry.decode() for entry in log] == [
-        "setup outer", "before outer", "it first", "after outer",
-        "setup inner", "before outer", "before inner", "it second", "after inner", "after outer",
-        "before outer", "before inner", "finally third", "after inner", "after outer",
-        "teardown inner", "teardown outer"]
+    assert set(s for s, _ in results(path).values()) == {"success"}
 
 
-def test_teardown_waits_for_finish_when_the_last_test_is_not_run(tmp_path):
-    path = write(tmp_path, "partial_spec.lua", """
-        TORN = 0
-        describe("block", function()
-          teardown(function() TORN = TORN + 1 end)
-          it("one", function() end)
-          it("two", function() end)
-        end)
+def test_hooks_run_in_busteds_order(tmp_path):
+    path = write(tmp_path, "hooks_spec.lua", """
+    local log = {}
+    describe("outer", function()
+      setup(function() log[#log + 1] = "setup" end)
+      lazy_setup(function() log[#log + 1] = "lazy_setup" end)
+      before_each(function() log[#log + 1] = "before_each" end)
+      after_each(function() log[#log + 1] = "after_each" end)
+      teardown(function() log[#log + 1] = "teardown" end)
+      it("first", function()
+        finally(function() log[#log + 1] = "finally" end)
+        log[#log + 1] = "first"
+      end)
+      describe("never runs a test", function()
+        lazy_setup(function() log[#log + 1] = "lazy_setup of an empty block" end)
+        strict_setup(function() log[#log + 1] = "strict_setup" end)
+      end)
+    end)
+    describe("check", function()
+      it("saw", function()
+        assert.are.same({ "setup", "lazy_setup", "before_each", "first", "finally", "after_each",
+                          "strict_setup", "teardown" }, log)
+      end)
+    end)
     """)
-    with SpecFile(path) as spec:
-        assert spec.run(spec.tests[0]).status == "success"
-        assert spec.host.eval("TORN") == 0
-        assert spec.finish() is None
-        assert spec.host.eval("TORN") == 1
+    got = results(path)
+    assert got["check saw"] == ("success", ""), got["check saw"][1]
 
 
-def test_failing_setup_errors_every_test_of_its_block_only(tmp_path):
-    path = write(tmp_path, "setup_spec.lua", """
-        SETUPS = 0
-        describe("bad", function()
-          setup(function() SETUPS = SETUPS + 1; error("no database") end)
-          it("a", function() end)
-          it("b", function() end)
-        end)
-        it("elsewhere", function() end)
+def test_a_failing_before_each_reports_an_error_and_skips_the_test(tmp_path):
+    path = write(tmp_path, "before_spec.lua", """
+    describe("block", function()
+      before_each(function() error("no luck") end)
+      it("never runs", function() end)
+    end)
+    it("outside runs", function() end)
     """)
-    with SpecFile(path) as spec:
-        results = [spec.run(t) for t in spec.tests]
-        assert spec.host.eval("SETUPS") == 1
-    assert [r.status for r in results] == ["error", "error", "success"]
-    assert "setup of describe 'bad'" in results[0].message and "no database" in results[1].message
+    found = run_file(path, "5.4", SpecOptions())
+    assert [(r.kind, r.status) for r in found] == [("error", "error"), ("test", "success")]
+    assert "no luck" in found[0].message
 
 
-def test_finally_runs_after_a_failure_and_its_errors_are_reported(tmp_path):
-    path = write(tmp_path, "finally_spec.lua", """
-        CLEANED = false
-        it("fails", function()
-          finally(function() CLEANED = true end)
-          assert.is_true(false)
-        end)
-        it("finally errors", function()
-          finally(function() error("cleanup broke") end)
-        end)
+def test_an_error_in_a_describe_body_spares_the_other_blocks(tmp_path):
+    path = write(tmp_path, "body_spec.lua", """
+    describe("broken", function()
+      it("a", function() end)
+      error("body breaks")
+    end)
+    describe("fine", function() it("b", function() end) end)
     """)
-    with SpecFile(path) as spec:
-        failed, broken = (spec.run(t) for t in spec.tests)
-        assert spec.host.eval("CLEANED") is True
-    assert failed.status == "failure"
-    assert broken.status == "error" and "cleanup broke" in broken.message
-
-
-def test_teardown_errors_are_reported(tmp_path):
-    path = write(tmp_path, "teardown_spec.lua", """
-        describe("block", function()
-          teardown(function() error("teardown broke") end)
-          it("only", function() end)
-        end)
-    """)
-    with SpecFile(path) as spec:
-        result = spec.run(spec.tests[0])
-    assert result.status == "error"
-    assert "teardown of describe 'block'" in result.message and "teardown broke" in result.message
-
-
-def test_pending_forms(tmp_path):
-    path = write(tmp_path, "pending_spec.lua", """
-        pending("not written yet")
-        it("no body")
-        it("decides at run time", function() pending("needs IPv6") end)
-    """)
-    results = run_all(path)
-    assert [status for status, _ in results.values()] == ["pending"] * 3
-    assert results["decides at run time"][1] == "needs IPv6"
+    found = run_file(path, "5.4", SpecOptions())
+    assert [(r.kind, r.name) for r in found] == [("error", "broken"), ("test", "fine b")]
+    assert "body breaks" in found[0].message
 
 
 def test_registering_inside_a_test_is_an_error(tmp_path):
     path = write(tmp_path, "nested_spec.lua", """
-        it("nests", function() it("inner", function() end) end)
+    it("nests", function()
+      assert.has_error(function() describe("x", function() end) end,
+                       "'describe' not supported inside current context block")
+      assert.has_error(function() it("x", function() end) end,
+                       "'it' not supported inside current context block")
+    end)
     """)
-    status, message = run_all(path)["nests"]
-    assert status == "error" and "it() cannot be used inside a running test" in message
+    assert results(path)["nests"] == ("success", "")
 
 
-# ---------------------------------------------------------------- assertions
+def test_randomize_shuffles_with_a_seed(tmp_path):
+    body = "\n".join(f'  it("t{i}", function() end)' for i in range(30))
+    path = write(tmp_path, "random_spec.lua", 'describe("r", function()\n  randomize(7)\n' + body + "\nend)\n")
+    names = list(results(path))
+    assert sorted(names) == sorted(f"r t{i}" for i in range(30))
+    assert names != [f"r t{i}" for i in range(30)]
+    assert names == list(results(path))  # same seed, same order
 
-def test_assertion_forms_that_pass(tmp_path):
-    path = write(tmp_path, "forms_spec.lua", """
-        it("all pass", function()
-          assert.are.equal(1, 1); assert.equals("a", "a"); assert.is.equal(true, true)
-          assert.are_not.equal(1, 2); assert.is_not.equal(1, 2); assert.are.Not.equal(1, 2)
-          assert.is_true(true); assert.is_false(false); assert.is_not_true(1)
-          assert.truthy(0); assert.falsy(nil); assert.is_not.truthy(false)
-          assert.is_nil(nil); assert.is_not_nil(false)
-          assert.is_number(1); assert.is_string("s"); assert.is_table({})
-          assert.is_function(print); assert.is_boolean(false); assert.is_not_number("1")
-          assert.same({ 1, { a = "x" } }, { 1, { a = "x" } }); assert.are_not.same({ 1 }, { 2 })
-          assert.same(0/0, 0/0)
-          assert.has_error(function() error("boom") end)
-          assert.has_error(function() error("boom") end, "boom")
-          assert.has_error(function() error({ code = 1 }) end, { code = 1 })
-          assert.has_errors(function() error("x") end)
-          assert.has_no_error(function() end); assert.has_no.errors(function() end)
-          assert.error_matches(function() error("port 80 in use") end, "port %d+ in use")
-          assert.matches("^TcpServer%(", "TcpServer(listening)"); assert.does_not.match("x", "abc")
-          assert.near(1, 1.05, 0.1); assert.is_not.near(1, 2, 0.5)
-          local v = assert.is_not_nil(42)
-          assert.are.equal(42, v)
-        end)
+
+# ---------------------------------------------------------------- environment
+
+def test_globals_of_a_block_are_seen_by_its_children_only(tmp_path):
+    path = write(tmp_path, "env_spec.lua", """
+    describe("a", function()
+      shared = 1
+      before_each(function() hooked = 2 end)
+      it("sees its block's globals", function()
+        assert.are.equal(1, shared); assert.are.equal(2, hooked)
+        in_test = 3
+      end)
+      it("not another test's", function() assert.is_nil(in_test) end)
+    end)
+    describe("b", function()
+      it("not a sibling's", function() assert.is_nil(shared) end)
+    end)
     """)
-    assert run_all(path)["all pass"] == ("success", "")
+    assert set(s for s, _ in results(path).values()) == {"success"}, results(path)
 
 
-@pytest.mark.parametrize("assertion, expected", [
-    ("assert.is_not.equal(1, 1)", "Expected objects to not be equal.\nPassed in:\n(number) 1\nDid not expect:\n(number) 1"),
-    ("assert.is_true(1)", "Expected value to be true.\nPassed in:\n(number) 1"),
-    ("assert.is_nil('x\\n')", "Expected value to be nil.\nPassed in:\n(string) 'x\\n'"),
-    ("assert.is_not_nil(nil)", "Expected value not to be nil.\nPassed in:\n(nil)"),
-    ("assert.falsy(0)", "Expected value to be falsy.\nPassed in:\n(number) 0"),
-    ("assert.is_string(1)", "Expected value to be of type string.\nPassed in:\n(number) 1"),
-    ("assert.equals(1, 2, 'custom text')", "custom text\nExpected objects to be equal."),
-    ("assert.has_error(function() end)", "Expected an error, but no error was raised."),
-    ("assert.has_error(function() error('a') end, 'b')", "Expected a different error.\nCaught:\n(string) 'spec.lua:2: a'\nExpected:\n(string) 'b'"),
-    ("assert.has_no.errors(function() error('oops', 0) end)", "Expected no error, but caught:\n(string) 'oops'"),
-    ("assert.error_matches(function() error('abc') end, '^x')", "Expected an error matching the pattern.\nCaught:\n(string) 'spec.lua:2: abc'\nPattern:\n(string) '^x'"),
-    ("assert.matches('^b', 'abc')", "Expected strings to match.\nPassed in:\n(string) 'abc'\nExpected:\n(string) '^b'"),
-    ("assert.near(1, 1.5, 0.1)", "Expected values to be near.\nPassed in:\n(number) 1.5\nExpected:\n(number) 1 +/- 0.1"),
-])
-def test_failing_assertions_say_what_and_where(tmp_path, assertion, expected):
-    path = write(tmp_path, "spec.lua", f"""
-        it("fails", function() local x = 1
-          {assertion}
-        end)
+def test_insulate_restores_globals_and_package_loaded_and_expose_keeps_them(tmp_path):
+    write(tmp_path, "src/counter.lua", "counter_loaded = (counter_loaded or 0) + 1\nreturn {}\n")
+    path = write(tmp_path, "insulate_spec.lua", """
+    insulate("insulated", function()
+      require "counter"
+      _G.from_insulate = true
+      it("loaded", function() assert.is_not_nil(package.loaded.counter) end)
+    end)
+    describe("after insulate", function()
+      it("is gone", function()
+        assert.is_nil(package.loaded.counter); assert.is_nil(_G.from_insulate)
+      end)
+    end)
+    insulate("outer", function()
+      expose("exposed", function()
+        _G.from_expose = true
+        it("set", function() end)
+      end)
+      it("kept past the insulate around it", function() assert.is_true(_G.from_expose) end)
+    end)
     """)
-    status, message = run_all(path)["fails"]
-    assert status == "failure"
-    assert message.startswith(f"spec.lua:2: {expected}")
+    got = results(path)
+    assert set(s for s, _ in got.values()) == {"success"}, got
 
 
-def test_same_shows_where_tables_differ(tmp_path):
-    path = write(tmp_path, "same_spec.lua", """
-        it("differs", function()
-          assert.same({ 1, { name = "x", id = 3 } }, { 1, { name = "y", id = 3 } })
-        end)
+def test_require_gives_the_runners_own_modules(tmp_path):
+    path = write(tmp_path, "require_spec.lua", """
+    local describe = describe
+    it("busted and luassert", function()
+      assert.are.equal(assert, require "luassert")
+      assert.are.equal(spy, require "luassert.spy")
+      assert.are.equal(stub, require "luassert.stub")
+      assert.are.equal(mock, require "luassert.mock")
+      assert.are.equal(match, require "luassert.match")
+      assert.are.equal(describe, require("busted").describe)
+      assert.is_function(require("luassert.util").deepcompare)
+      assert.is_function(require("say").set)
+      assert.is_function(require("busted.runner"))
+    end)
     """)
-    status, message = run_all(path)["differs"]
-    assert status == "failure"
-    assert message == lua("""
-        same_spec.lua:2: Expected objects to be the same.
-        Passed in:
-        (table) {
-          [1] = 1
-         *[2] = {
-            id = 3
-           *name = 'y' } }
-        Expected:
-        (table) {
-          [1] = 1
-         *[2] = {
-            id = 3
-           *name = 'x' } }
-        First difference at [2].name:
-          passed in: (string) 'y'
-          expected: (string) 'x'""")
+    assert results(path)["busted and luassert"] == ("success", "")
+    assert results(path, sandbox=True)["busted and luassert"] == ("success", "")
 
 
-def test_same_with_a_missing_key_and_a_cycle(tmp_path):
-    path = write(tmp_path, "cycle_spec.lua", """
-        it("missing", function()
-          local a, b = { k = 1 }, { k = 1, extra = true }
-          a.self, b.self = a, b
-          assert.same(a, b)
-        end)
+def test_require_finds_code_under_test_from_the_project_root(tmp_path):
+    write(tmp_path, "src/lib.lua", "return { name = 'src' }\n")
+    write(tmp_path, "src/pkg/init.lua", "return { name = 'pkg' }\n")
+    write(tmp_path, "top.lua", "return { name = 'top' }\n")
+    write(tmp_path, "extra/more.lua", "return { name = 'more' }\n")
+    path = write(tmp_path, "spec/req_spec.lua", """
+    it("finds", function()
+      assert.are.equal("src", require("lib").name)
+      assert.are.equal("pkg", require("pkg").name)
+      assert.are.equal("top", require("top").name)
+      assert.are.equal("more", require("more").name)
+    end)
     """)
-    status, message = run_all(path)["missing"]
-    assert status == "failure"
-    assert "*extra = true" in message and "{ <cycle> }" in message
-    assert "First difference at extra:\n  passed in: (boolean) true\n  expected: (nil)" in message
+    for sandbox in (False, True):
+        got = results(path, sandbox=sandbox, lpath=["./extra/?.lua"])
+        assert got["finds"] == ("success", ""), (sandbox, got)
 
 
-def test_same_on_big_tables_shows_the_keys_around_the_difference(tmp_path):
-    path = write(tmp_path, "big_spec.lua", """
-        it("big", function()
-          local a, b = {}, {}
-          for i = 1, 100 do a[i], b[i] = i, i end
-          b[77] = 0
-          assert.same(a, b)
-        end)
+def test_specs_are_trusted_by_default_and_sandboxed_on_request(tmp_path):
+    (tmp_path / "fixture.txt").write_text("data")
+    path = write(tmp_path, "trust_spec.lua", """
+    it("reads a fixture", function()
+      local f = assert(io.open("fixture.txt"))
+      assert.are.equal("data", f:read("*a")); f:close()
+      assert.is_table(debug); assert.is_function(os.getenv)
+    end)
+    it("is sandboxed", function() assert.is_nil(io); assert.is_nil(debug) end)
     """)
-    _, message = run_all(path)["big"]
-    passed_in = message.split("Expected:")[0]
-    assert "... (73 keys before)\n  [74] = 74" in passed_in
-    assert " *[77] = 0\n" in passed_in and "[80] = 80\n  ... (20 more keys) }" in passed_in
-    assert "[5] = 5" not in message
+    got = results(path)
+    assert got["reads a fixture"] == ("success", "")
+    assert got["is sandboxed"][0] == "failure"
+    got = results(path, sandbox=True)
+    assert got["reads a fixture"][0] == "error"
+    assert got["is sandboxed"] == ("success", "")
 
 
-def test_bytes_are_shown_unambiguously(tmp_path):
-    path = write(tmp_path, "bytes_spec.lua", r"""
-        it("binary", function() assert.are.equal("a\0\255'", "b") end)
+LFS = Path("/usr/lib/x86_64-linux-gnu/lua/5.4/lfs.so")
+
+
+@pytest.mark.skipif(not LFS.exists(), reason="Debian's lua-filesystem for 5.4 is not installed")
+def test_c_modules_load_unsandboxed_and_not_in_the_sandbox(tmp_path):
+    path = write(tmp_path, "lfs_spec.lua", """
+    it("loads lfs", function() assert.is_string(require("lfs").currentdir()) end)
     """)
-    _, message = run_all(path)["binary"]
-    assert "Expected:\n(string) 'a\\0\\255\\''" in message
+    assert results(path)["loads lfs"] == ("success", "")
+    status, message = results(path, sandbox=True)["loads lfs"]
+    assert status == "error" and "lfs" in message
 
 
-def test_misused_assertions_are_errors_at_the_spec_line(tmp_path):
-    path = write(tmp_path, "misuse_spec.lua", """
-        it("one argument", function()
-          assert.are.equal(1)
-        end)
-        it("unknown word", function()
-          assert.is.frobnicated(1)
-        end)
+# ---------------------------------------------------------------- luassert's surface
+
+def test_assertion_surface(tmp_path):
+    path = write(tmp_path, "surface_spec.lua", """
+    describe("luassert", function()
+      it("modifiers and assertions", function()
+        assert.is_not.equal(1, 2); assert.are_not.same({ 1 }, { 2 }); assert.is.near(1, 1.05, 0.1)
+        assert.matches("^a", "abc"); assert.has_no.errors(function() end)
+        assert.has_error(function() error({ code = 1 }) end, { code = 1 })
+        assert.error_matches(function() error("bad thing") end, "bad")
+        assert.is_unique({ 1, 2, 3 }); assert.is_not_unique({ 1, 1 })
+        assert.array({ 1, nil, 3 }).has.holes(); assert.array({ 1, 2 }).has.no.holes()
+        assert.is_number(1); assert.is_not_string(1); assert.is_false(false); assert.is_falsy(nil)
+        assert.returned_arguments(2, 1, 2)
+      end)
+      it("matchers", function()
+        local s = spy.new(function() end)
+        s("abc", 3, { 1 })
+        assert.spy(s).was.called_with(match.is_string(), match.all_of(match.is_number(), match.is_truthy()),
+                                     match.same({ 1 }))
+        assert.spy(s).was_not.called_with(match.none_of(match.is_string()), match._, match._)
+        assert.spy(s).was.called_with(match.any_of(match.is_nil(), match.matches("b")), match._, match._)
+        assert.is_true(match.is_string()("x")); assert.is_false(match.is_not_string()("x"))
+        assert:register("matcher", "even", function() return function(v) return v % 2 == 0 end end)
+        assert.is_true(match.is_even()(4))
+        assert.spy(s).was.called(1)
+        assert.is_true(s:called_with({ "abc", 3, { 1 }, n = 3 }))  -- an arglist, as luassert takes it
+        assert.is_false(s:called_with({ "abc", 3, n = 2 }))
+      end)
+      it("register, parameters, formatters, snapshots", function()
+        local say = require "say"
+        say:set("assertion.is_big.positive", "Expected %s to be big")
+        say:set("assertion.is_big.negative", "Expected %s not to be big")
+        assert:register("assertion", "is_big", function(state, args) return args[1] > 10 end,
+                        "assertion.is_big.positive", "assertion.is_big.negative")
+        assert.is_big(11)
+        assert.has_error(function() assert.is_big(1) end)
+        local snapshot = assert:snapshot()
+        assert:set_parameter("TableFormatLevel", 0)
+        assert:add_formatter(function(v) if v == "secret" then return "(hidden)" end end)
+        local ok, err = pcall(assert.are.equal, "x", "secret")
+        assert.matches("(hidden)", tostring(err), 1, true)
+        local t = { f = function() return 1 end }
+        spy.on(t, "f")
+        assert.is_table(t.f)
+        snapshot:revert()
+        assert.is_function(t.f)
+        assert.are.equal(3, assert:get_parameter("TableFormatLevel"))
+      end)
+    end)
     """)
-    results = run_all(path)
-    assert results["one argument"][0] == "error"
-    assert results["one argument"][1].startswith(
-        "misuse_spec.lua:2: luassert: 'equals' needs at least 2 arguments, got 1")
-    assert results["unknown word"][0] == "error"
-    assert results["unknown word"][1].startswith(
-        "misuse_spec.lua:5: luassert: unknown modifier or assertion 'frobnicated'")
+    got = results(path)
+    for name, (status, message) in got.items():
+        assert status == "success", (name, message)
 
 
-# ---------------------------------------------------------------- spies and stubs
-
-def test_spies(tmp_path):
-    path = write(tmp_path, "spy_spec.lua", """
-        it("records calls", function()
-          local s = spy.new(function(a, b) return a + b end)
-          assert.are.equal(3, s(1, 2))
-          s(5, 5)
-          assert.spy(s).was.called(2)
-          assert.spy(s).was_called(2)
-          assert.spy(s).was.called_with(1, 2)
-          assert.spy(s).was_called_with(5, match._)
-          assert.spy(s).was_not.called_with(1)
-          assert.spy(s).returned_with(10)
-          assert.is_true(s:called_with(5, 5))
-          s:clear()
-          assert.spy(s).was_not_called()
-          assert.spy(s).was.not_called()
-        end)
-        it("spies on a method and reverts", function()
-          local obj = { n = 0 }
-          function obj:bump(k) self.n = self.n + k; return self.n end
-          local original = obj.bump
-          local s = spy.on(obj, "bump")
-          assert.are.equal(3, obj:bump(3))
-          assert.spy(obj.bump).was.called_with(obj, 3)
-          assert.spy(s).was.called_with(match.is_ref(obj), match.is_number())
-          s:revert()
-          assert.are.equal(original, obj.bump)
-        end)
-        it("stubs", function()
-          local t = { f = function() return "real" end }
-          local s = stub(t, "f", "fake", 2)
-          local a, b = t.f()
-          assert.are.equal("fake", a); assert.are.equal(2, b)
-          assert.stub(s).was.called(1)
-          s:revert()
-          assert.are.equal("real", t.f())
-        end)
-        it("reports call counts", function()
-          local s = spy.new()
-          s()
-          assert.spy(s).was.called(3) -- COUNT
-        end)
-        it("reports arguments", function()
-          local s = spy.new()
-          s("got")
-          assert.spy(s).was.called_with("wanted") -- ARGS
-        end)
+def test_spies_stubs_and_mocks(tmp_path):
+    path = write(tmp_path, "spies_spec.lua", """
+    it("stubs both ways", function()
+      local t = { f = function() return "real" end }
+      local s = stub(t, "f")
+      s.returns(1); assert.are.equal(1, t.f())
+      s:returns(2); assert.are.equal(2, t.f())
+      s.on_call_with("x").returns("for x"); assert.are.equal("for x", t.f("x"))
+      s:on_call_with("y").invokes(function(v) return v .. "!" end); assert.are.equal("y!", t.f("y"))
+      s.by_default.invokes(function() return "default" end); assert.are.equal("default", t.f())
+      assert.stub(s).was.called(5)
+      assert.spy(s).was.returned_with("default")
+      s:revert(); assert.are.equal("real", t.f())
+    end)
+    it("spies record copies", function()
+      local s = spy.new(function(x) return x end)
+      local arg = { 1 }
+      s(arg); arg[1] = 2
+      assert.spy(s).was.called_with({ 1 })
+      assert.spy(s).was.called_with(match.is_ref(arg))
+      s:clear(); assert.spy(s).was_not.called()
+    end)
+    it("mocks", function()
+      local obj = { a = function() return 1 end, sub = { b = function() return 2 end } }
+      local m = mock(obj)
+      assert.are.equal(1, obj.a()); assert.spy(m.a).was.called()
+      mock.revert(obj)
+      assert.are.equal(2, obj.sub.b()); assert.is_function(obj.sub.b)
+      local stubbed = mock({ f = function() return 1 end }, true)
+      assert.is_nil(stubbed.f()); assert.stub(stubbed.f).was.called(1)
+    end)
     """)
-    results = run_all(path)
-    for name in ("records calls", "spies on a method and reverts", "stubs"):
-        assert results[name] == ("success", ""), name
-    assert results["reports call counts"] == ("failure", (
-        f"spy_spec.lua:{line_of(path, '-- COUNT')}: "
-        "Expected to be called 3 time(s), but was called 1 time(s)"))
-    assert results["reports arguments"] == ("failure", (
-        f"spy_spec.lua:{line_of(path, '-- ARGS')}: Function was never called with matching arguments.\n"
-        "Called with (last call if any):\n(string) 'got'\nExpected:\n(string) 'wanted'"))
+    for name, (status, message) in results(path).items():
+        assert status == "success", (name, message)
 
 
-# ---------------------------------------------------------------- with the network
+# ---------------------------------------------------------------- handlers and timeouts
 
-def test_handler_errors_are_shown_with_the_test_that_fails(tmp_path):
+def test_handler_errors_fail_the_running_test(tmp_path):
     path = write(tmp_path, "handler_spec.lua", """
-        it("waits for a handler that fails", function()
-          local server = net.TcpServer.new()
-          assert.is_true(server:listen(0))
-          local accepted = false
-          server.new_connection_handler = function(s)
-            assert.are.equal(1, 2) -- IN HANDLER
-            accepted = true
-          end
-          local client = net.TcpSocket.new()
-          client:connect("127.0.0.1", server.port)
-          assert.is_true(luanet.run_until(function() return accepted end, 0.5))
-        end)
+    it("a timer raises", function()
+      luanet.after(0, function() error("raised in a timer") end)
+      luanet.run_for(0.05)
+    end)
+    it("an expected one does not count", function()
+      require("busted").expect_handler_error("on purpose")
+      luanet.after(0, function() error("on purpose") end)
+      luanet.run_for(0.05)
+    end)
     """)
-    status, message = run_all(path)["waits for a handler that fails"]
-    assert status == "failure"
-    assert "Expected value to be true" in message
-    assert "Errors raised in handlers during this test:" in message
-    assert f"handler_spec.lua:{line_of(path, 'IN HANDLER')}: Expected objects to be equal." in message
+    got = results(path)
+    status, message = got["a timer raises"]
+    assert status == "error" and "raised in a timer" in message
+    assert got["an expected one does not count"] == ("success", "")
 
 
-# ---------------------------------------------------------------- every Lua version
+@pytest.mark.parametrize("version", ["5.4", "5.1"])
+def test_a_test_stuck_in_a_loop_times_out(tmp_path, version):
+    write(tmp_path, "spec/loop_spec.lua", """
+    it("loops", function() while true do end end)
+    it("still runs", function() end)
+    """)
+    proc = subprocess.run([sys.executable, "-m", "luanet.spec", "--lua", version, "--timeout", "0.5",
+                           "-o", "TAP"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "not ok 1 - loops" in proc.stdout and "timed out" in proc.stdout
+    assert "ok 2 - still runs" in proc.stdout
 
-@pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "with-debug"])
+
+# ---------------------------------------------------------------- the command line
+
+def test_cli_summary_details_and_exit_code(tmp_path):
+    write(tmp_path, "spec/calc_spec.lua", MIXED)
+    code, out = cli("-o", "plainTerminal")
+    assert code == 2  # busted's: failures + errors
+    assert "+-*." in out
+    assert "1 success / 1 failure / 1 error / 1 pending" in out
+    assert "Failure -> spec/calc_spec.lua @ 5\ncalc fails\n" in out
+    write(tmp_path, "spec/calc_spec.lua", 'it("ok", function() end)')
+    assert cli("-o", "plainTerminal")[0] == 0
+
+
+def test_cli_tags_filters_and_list(tmp_path):
+    write(tmp_path, "spec/tags_spec.lua", """
+    describe("block #slow", function()
+      it("one #fast", function() end)
+      it("two", function() end)
+    end)
+    it("three #fast", function() end)
+    """)
+
+    def ran(*args):
+        code, out = cli("-o", "TAP", *args)
+        return [line.split(" - ", 1)[1] for line in out.splitlines() if line.startswith("ok ")]
+
+    assert ran("--tags", "fast") == ["block #slow one #fast", "three #fast"]
+    assert ran("--exclude-tags", "slow") == ["three #fast"]
+    assert ran("--filter", "two") == ["block #slow two"]
+    assert ran("--filter-out", "one", "--filter-out", "three") == ["block #slow two"]
+    code, out = cli("--list")
+    assert code == 0
+    assert out.splitlines() == ["spec/tags_spec.lua:2: block #slow one #fast",
+                                "spec/tags_spec.lua:3: block #slow two",
+                                "spec/tags_spec.lua:5: three #fast"]
+
+
+def test_cli_reads_the_busted_file_and_its_tasks(tmp_path):
+    write(tmp_path, "lib/thing.lua", "return 42\n")
+    write(tmp_path, "tests/thing_test.lua", """
+    it("finds lib #unit", function() assert.are.equal(42, require("thing")) end)
+    it("other", function() end)
+    """)
+    write(tmp_path, ".busted", """
+    return {
+      default = { ROOT = { "tests" }, pattern = "_test", lpath = "./lib/?.lua", output = "TAP" },
+      unit = { tags = "unit" },
+    }
+    """)
+    code, out = cli()
+    assert code == 0 and "ok 1 - finds lib #unit" in out and "ok 2 - other" in out
+    code, out = cli("--run", "unit")
+    assert "1..1" in out
+
+
+def test_cli_outputs(tmp_path):
+    write(tmp_path, "spec/calc_spec.lua", MIXED)
+    code, out = cli("-o", "json")
+    doc = json.loads(out)
+    assert [len(doc[k]) for k in ("successes", "failures", "errors", "pendings")] == [1, 1, 1, 1]
+    assert doc["failures"][0]["name"] == "calc fails"
+    code, out = cli("-o", "junit")
+    suite = ET.fromstring(out).find("testsuite")
+    assert suite.get("tests") == "4" and suite.get("failures") == "1" and suite.get("errors") == "1"
+    code, out = cli("-o", "TAP")
+    assert out.startswith("1..4\nok 1 - calc adds\nnot ok 2 - calc fails\n")
+
+
+def test_cli_runs_each_version_in_its_own_process(tmp_path):
+    write(tmp_path, "spec/v_spec.lua", 'it("runs", function() print(_VERSION) end)')
+    proc = subprocess.run([sys.executable, "-m", "luanet.spec", "--lua", "5.4,5.1", "-o", "TAP"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ok 1 - [5.4] runs" in proc.stdout and "ok 2 - [5.1] runs" in proc.stdout
+
+
+def test_cli_help_and_bad_version():
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    with pytest.raises(SystemExit) as exc:
+        main(["--lua", "4.0"])
+    assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("sandbox", [False, True])
 @pytest.mark.parametrize("version", ALL_VERSIONS)
 def test_every_lua_version(tmp_path, version, sandbox):
-    # Sandboxed, busted.lua finds positions without the debug library.
     path = write(tmp_path, "calc_spec.lua", MIXED)
-    results = run_all(path, version, sandbox=sandbox)
-    assert [status for status, _ in results.values()] == ["success", "failure", "error", "pending"]
-    assert results["calc fails"][1].startswith(f"calc_spec.lua:{line_of(path, 'FAILS HERE')}: ")
-    assert results["calc errors"][1].startswith(f"calc_spec.lua:{line_of(path, 'ERRORS HERE')}: ")
+    got = results(path, version, sandbox=sandbox)
+    assert [s for s, _ in got.values()] == ["success", "failure", "error", "pending"]
+    assert run_specs([str(path)], version, out=io.StringIO(), sandbox=sandbox) == 2
 
 
-def test_cli_main_runs_several_versions(tmp_path, capsys):
-    write(tmp_path, "one_spec.lua", 'it("works", function() assert.is_string(_VERSION) end)')
-    assert main(["one_spec.lua", "--lua", "5.1,luajit"]) == 0
-    out = capsys.readouterr().out
-    assert "2 successes / 0 failures / 0 errors / 0 pending" in out
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--lua", "6.0"])
-    assert exit_info.value.code == 2
+# ---------------------------------------------------------------- pytest
 
-
-# ---------------------------------------------------------------- through pytest
-
-def test_pytest_collects_one_item_per_it(pytester):
+def test_pytest_collects_one_item_per_it_with_file_and_line(pytester):
     pytester.makefile(".lua", calc_spec=lua(MIXED))
-    result = pytester.runpytest("-p", "no:cacheprovider", "-v", "-rs")
+    result = pytester.runpytest("-v", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines([
+        "*calc_spec.lua::calc adds PASSED*",
+        "*calc_spec.lua::calc fails FAILED*",
+        "*calc_spec.lua::calc errors FAILED*",
+        "*calc_spec.lua::calc later SKIPPED*",
+    ])
     result.assert_outcomes(passed=1, failed=2, skipped=1)
-    result.stdout.fnmatch_lines([
-        "calc_spec.lua::calc adds PASSED*",
-        "calc_spec.lua::calc fails FAILED*",
-        "calc_spec.lua::calc errors FAILED*",
-        "calc_spec.lua::calc later SKIPPED*",
-    ])
-    # The Lua message at the spec's line, not a traceback of the plugin.
-    result.stdout.fnmatch_lines([
-        "*_ [[]Lua 5.4] calc fails _*",
-        "failure: calc_spec.lua:6: Expected objects to be equal.",
-        "Passed in:",
-        "(number) 1",
-        "Expected:",
-        "(number) 2",
-        "*_ [[]Lua 5.4] calc errors _*",
-        "error: calc_spec.lua:10: attempt to index*",
-        "SKIPPED [[]1] calc_spec.lua:12: pending",
-    ])
-    assert "pytest_plugin.py" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*Expected objects to be equal.*"])
+    result = pytester.runpytest("-rs", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*calc_spec.lua:12: pending*"])
 
 
 def test_pytest_runs_each_version_from_the_ini_option(pytester):
-    pytester.makeini("[pytest]\nluanet_spec_versions = 5.1 luajit\n")
-    pytester.makefile(".lua", v_spec='it("version", function() assert.is_string(_VERSION) end)')
-    result = pytester.runpytest("-p", "no:cacheprovider", "-v")
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["v_spec.lua::[[]5.1] version PASSED*",
-                                 "v_spec.lua::[[]luajit] version PASSED*"])
+    pytester.makeini("[pytest]\nluanet_spec_versions = 5.4 5.1\n")
+    pytester.makefile(".lua", v_spec='it("runs", function() end)\n')
+    result = pytester.runpytest("-v", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*::[[]5.4[]] runs PASSED*", "*::[[]5.1[]] runs PASSED*"])
 
 
-def test_pytest_version_option_and_environment(pytester, monkeypatch):
-    pytester.makefile(".lua", v_spec='it("is 5.3", function() assert.are.equal("Lua 5.3", _VERSION) end)')
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(failed=1)
-    pytester.runpytest("-p", "no:cacheprovider", "--lua-version", "5.3").assert_outcomes(passed=1)
-    monkeypatch.setenv("LUANET_SPEC_LUA", "5.3")
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
-
-
-def test_pytest_selects_single_items_and_reports_teardown_errors(pytester):
-    pytester.makefile(".lua", td_spec=lua("""
-        describe("block", function()
-          teardown(function() error("teardown broke") end)
-          it("first", function() end)
-          it("second", function() end)
-        end)
+def test_pytest_ini_twins(pytester):
+    pytester.makeini("[pytest]\nluanet_spec_tags = fast\nluanet_spec_lpath = ./lib/?.lua\n"
+                     "luanet_spec_sandbox = true\nluanet_spec_timeout = 0.5\n")
+    pytester.mkdir("lib")
+    (pytester.path / "lib" / "thing.lua").write_text("return 7\n")
+    pytester.makefile(".lua", ini_spec=lua("""
+    it("uses lib #fast", function() assert.are.equal(7, require("thing")); assert.is_nil(io) end)
+    it("skipped by tags", function() end)
+    it("loops #fast", function() while true do end end)
     """))
-    # Only the first test runs: the teardown is due when the file is torn down.
-    result = pytester.runpytest("-p", "no:cacheprovider", "-k", "first")
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*teardown of describe 'block'*", "*teardown broke*"])
-
-
-def test_pytest_reports_a_broken_spec_file_as_a_collection_error(pytester):
-    pytester.makefile(".lua", broken_spec="it('x', function() end\n")
-    result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*broken_spec.lua*[[]Lua 5.4]*broken_spec.lua:*"])
-
-
-def test_pytest_names_tests_that_share_a_name_by_line(pytester):
-    pytester.makefile(".lua", dup_spec=lua("""
-        describe("d", function()
-          it("same", function() end)
-          it("same", function() error("second") end)
-        end)
-    """))
-    result = pytester.runpytest("-p", "no:cacheprovider", "-v")
+    result = pytester.runpytest("-v", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["dup_spec.lua::d same (line 2) PASSED*",
-                                 "dup_spec.lua::d same (line 3) FAILED*"])
+    result.stdout.fnmatch_lines(["*timed out*"])
+
+
+def test_pytest_runs_only_the_selected_items(pytester):
+    pytester.makefile(".lua", sel_spec=lua("""
+    it("wanted", function() end)
+    it("unwanted", function() local f = io.open("ran.txt", "w"); f:write("x"); f:close() end)
+    """))
+    result = pytester.runpytest("-k", "wanted and not unwanted", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / "ran.txt").exists()
+
+
+def test_pytest_reports_a_broken_spec_file(pytester):
+    pytester.makefile(".lua", broken_spec="describe('x', function(\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*broken_spec.lua*"])

@@ -51,8 +51,8 @@ local function list_option(value)
   if type(value) == "table" then return value end
   local list = {}
   if type(value) == "string" then
-    for item in value:gmatch("[^,]+") do
-      item = item:match("^%s*(.-)%s*$")
+    for piece in value:gmatch("[^,]+") do
+      local item = piece:match("^%s*(.-)%s*$")
       if item ~= "" then list[#list + 1] = item end
     end
   end
