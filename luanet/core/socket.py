@@ -11,8 +11,11 @@ it changed, so after ``abort()``, after a close completes, or after a new
 ``connect()`` nothing of the old connection reaches the listener (its unread
 bytes are dropped with it, its pending writes discarded). The events a change
 itself reports (the final STATE_CHANGED, DISCONNECTED) are posted under the new
-value. That also bounds what handlers can make the loop do: handlers that
-connect and abort in a cycle leave only the last cycle's events alive.
+value. STATE_CHANGED and ABOUT_TO_CLOSE carry ``_sgen`` instead, which only
+``abort()`` changes: a state change is history (bind() then connect() reports
+BOUND then HOST_LOOKUP), but what an aborted attempt announced goes with it.
+That bounds what handlers can make the loop do: handlers that connect and
+abort in a cycle leave only the events since the last abort() alive.
 
 Descriptors are ours until closed: connecting is a plain non-blocking
 ``connect`` watched with add_writer, and the writer is removed before the
@@ -77,23 +80,24 @@ TRANSITIONS: Dict[SocketState, Dict[str, Tuple[SocketState, Tuple[Event, ...]]]]
     CONNECTING: {"connected": (CONNECTED, (_SC, Event.CONNECTED)),
                  "fail": (UNCONNECTED, (_SC, Event.ERROR)),
                  "abort": (UNCONNECTED, (_SC,))},
-    # abort() ends the connection at once: no disconnected_handler runs after
-    # it (API.md; Qt emits disconnected() inside abort(), where no handler of
-    # ours may run). DISCONNECTED is the end of a close that completed.
+    # abort() of a connection that existed reports its end as Qt does
+    # (about_to_close, state 0, disconnected); nothing of it comes after.
     CONNECTED: {"close": (CLOSING, (_SC,)),
-                "abort": (UNCONNECTED, (_SC,))},
+                "abort": (UNCONNECTED, (_SC, Event.DISCONNECTED))},
     CLOSING: {"closed": (UNCONNECTED, (_SC, Event.DISCONNECTED)),
-              "abort": (UNCONNECTED, (_SC,))},
+              "abort": (UNCONNECTED, (_SC, Event.DISCONNECTED))},
 }
 
 # Why reading is paused (bits of _pauses): it resumes only when none holds.
 _AHEAD = 1   # READ_AHEAD_LIMIT / read_buffer_size bytes not taken yet
 _BUDGET = 2  # the host's memory budget is spent (parked in it)
 _OWNER = 4   # the owner's own buffer is full (pause_for_owner)
+_NOREAD = 8  # opened without READ_ONLY_MODE: as Qt, nothing is read
 
 _NO_ADDRESS = ("", 0)
 _READY_READ = Event.READY_READ
 _BYTES_WRITTEN = Event.BYTES_WRITTEN
+_ABOUT_TO_CLOSE = Event.ABOUT_TO_CLOSE
 _IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EALREADY})
 BUDGET_SPENT = ("The host's max_memory budget is spent: nothing was queued "
                 "(the peers have not taken what was written yet)")
@@ -178,7 +182,7 @@ class TcpSocket(asyncio.Protocol):
         "_read_limit", "_read_buffer_size", "_budget", "_wheld", "_wpaused",
         "_attached", "_early_end", "_closing_remote", "_written_total",
         "_written_reported", "_written_sent", "_written_posted", "notify_bytes_written",
-        "_gen", "_lookup", "_addrs", "_csock", "_attempt", "_making", "_last_exc",
+        "_gen", "_sgen", "_lookup", "_addrs", "_csock", "_attempt", "_making", "_last_exc",
         "_close_pending", "_bound", "_pre_connect", "_connecting", "_local",
         "_remote", "server",
     )
@@ -216,6 +220,7 @@ class TcpSocket(asyncio.Protocol):
         self._written_posted = False
         self.notify_bytes_written = False
         self._gen = 0  # the connection; steps posted under another value are stale
+        self._sgen = 0  # abort()s: STATE_CHANGED and ABOUT_TO_CLOSE posted before are stale
         self._lookup: Optional[asyncio.Future[Any] | asyncio.Handle] = None  # lookup under way
         self._addrs: Optional[List[Tuple[int, Any]]] = None  # addresses still to try
         self._csock: Optional[_socket.socket] = None  # connecting, watched by add_writer
@@ -234,13 +239,19 @@ class TcpSocket(asyncio.Protocol):
         self.server: Any = None  # the TcpServer that handed this socket out, if any
 
     # ------------------------------------------------------------------ events
-    def _emit(self, gen: int, event: int, a: object = None, b: object = None) -> None:
+    def _emit(self, gen: int, sgen: int, event: int, a: object = None, b: object = None) -> None:
         listener = self.listener
-        if listener is not None and gen == self._gen:
-            listener(self, event, a, b)
+        if listener is None:
+            return
+        if event is _SC or event is _ABOUT_TO_CLOSE:
+            if sgen != self._sgen:
+                return
+        elif gen != self._gen:
+            return
+        listener(self, event, a, b)
 
     def _post(self, event: int, a: object = None, b: object = None) -> None:
-        self._events.post(self._emit, self._gen, event, a, b)
+        self._events.post(self._emit, self._gen, self._sgen, event, a, b)
 
     def _change(self, what: str, arg: object = None) -> None:
         """The one way the state changes: TRANSITIONS says to what, and which
@@ -523,7 +534,7 @@ class TcpSocket(asyncio.Protocol):
             self._set_error(*classify(exc))
         # Inline, not posted: this step already runs in a batch, right after
         # the READY_READ for the last bytes.
-        self._emit(gen, Event.ERROR, int(self.error))  # type: ignore[arg-type]
+        self._emit(gen, self._sgen, Event.ERROR, int(self.error))  # type: ignore[arg-type]
         self._events.post(self._close_after_remote, gen)
 
     def _close_after_remote(self, gen: int) -> None:
@@ -539,7 +550,10 @@ class TcpSocket(asyncio.Protocol):
         if gen != self._gen or self.state is not CLOSING:
             return
         self._set_error(*classify(exc))
-        self._emit(gen, Event.ERROR, int(self.error))  # type: ignore[arg-type]
+        self._emit(gen, self._sgen, Event.ERROR, int(self.error))  # type: ignore[arg-type]
+        if self.open_mode:  # as Qt: the device closes with the error
+            self.open_mode = 0
+            self._post(_ABOUT_TO_CLOSE)
         self._events.post(self._finish_close, gen)
 
     def _finish_close(self, gen: int) -> None:
@@ -579,6 +593,7 @@ class TcpSocket(asyncio.Protocol):
         socket is busy or an argument is unusable."""
         if self.state is not UNCONNECTED and self.state is not BOUND:
             self._set_error(SocketError.OPERATION, "The socket is already connecting or connected")
+            self._post(Event.ERROR, int(SocketError.OPERATION))  # as Qt
             return False
         if not isinstance(port, int) or not 0 <= port <= 65535:
             self._set_error(SocketError.SOCKET_ADDRESS_NOT_AVAILABLE,
@@ -590,7 +605,7 @@ class TcpSocket(asyncio.Protocol):
             return False
         self._new_connection()
         self._clear_read_buffer()
-        self._pauses = 0  # the owner's buffer for the new connection is empty too
+        self._pauses = 0 if mode & MODE_READ else _NOREAD  # the owner's buffer is empty too
         if self._budget is not None:
             self._budget.unpark(self)
         self.error, self.error_string = None, ""
@@ -816,10 +831,12 @@ class TcpSocket(asyncio.Protocol):
         state = self.state
         connected = state is CONNECTED and self._transport is not None
         if not connected and state is not HOST_LOOKUP and state is not CONNECTING:
-            self._set_error(SocketError.OPERATION, "The socket is not connected")
+            # as Qt's writeData: UnknownSocketError, "Socket is not connected"
+            self._set_error(SocketError.UNKNOWN, "The socket is not connected")
             return -1
         if not self.open_mode & MODE_WRITE:
-            self._set_error(SocketError.OPERATION, "The socket is not open for writing")
+            # as Qt's QIODevice::write: refused, error() left as it was
+            self.error_string = "The socket is not open for writing"
             return -1
         if data:
             if self._budget is not None:
@@ -879,6 +896,7 @@ class TcpSocket(asyncio.Protocol):
         nothing already posted for this connection is reported any more."""
         was = self.state
         self._new_connection()
+        self._sgen += 1
         transport, self._transport = self._transport, None
         if transport is not None:
             transport.set_protocol(_DISCARD)
