@@ -628,7 +628,9 @@ class Output:
             self.out.flush()
             return
         self.results.append(r)
-        if self.kind in ("utfTerminal", "plainTerminal"):
+        if self.kind == "TAP" and r.kind == "test":
+            self._tap(r)
+        elif self.kind in ("utfTerminal", "plainTerminal"):
             marks = _UTF_MARKS if self.kind == "utfTerminal" else _MARKS
             self.out.write(marks[r.status])
             self.out.flush()
@@ -665,20 +667,24 @@ class Output:
 
     _finish_utfterminal = _finish_plainterminal = _finish_gtest = _finish_terminal
 
-    def _finish_tap(self, seconds: float) -> None:
+    def _tap(self, r: SpecResult) -> None:
+        """One test as busted's TAP handler prints it, as it ends."""
         out = self.out
-        tests = self.results
-        out.write(f"1..{len(tests)}\n")
-        for i, r in enumerate(tests, 1):
-            if r.status == "success":
-                out.write(f"ok {i} - {self._name(r)}\n")
-            elif r.status == "pending":
-                out.write(f"ok {i} - # SKIP {r.message or 'pending'}\n")
-            else:
-                out.write(f"not ok {i} - {self._name(r)}\n")
-                out.write(f"# {r.file} @ {r.line}\n")
-                for line in (r.message or "").splitlines():
-                    out.write(f"# {line}\n")
+        self._tap_count = getattr(self, "_tap_count", 0) + 1
+        n = self._tap_count
+        if r.status == "success":
+            out.write(f"ok {n} - {self._name(r)}\n")
+        elif r.status == "pending":
+            out.write(f"ok {n} - # SKIP {r.message or self._name(r)}\n")
+        else:
+            out.write(f"not ok {n} - {self._name(r)}\n# {r.file} @ {r.line}\n")
+            out.write("# Failure message: " + r.message.replace("\n", "\n# ") + "\n")
+            if self.verbose and r.trace:
+                out.write("# " + r.trace.replace("\n", "\n# ") + "\n")
+        out.flush()
+
+    def _finish_tap(self, seconds: float) -> None:
+        self.out.write(f"1..{getattr(self, '_tap_count', 0)}\n")
 
     def _finish_json(self, seconds: float) -> None:
         def entry(r: SpecResult) -> Dict[str, Any]:

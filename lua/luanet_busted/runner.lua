@@ -95,10 +95,52 @@ local function serialize(v, depth)
   return "{" .. concat(parts, ", ") .. "}"
 end
 
+-- A table as penlight's pretty.write shows it (what busted prints for an
+-- error value that is a table without __tostring).
+local function pretty(v, indent, seen)
+  if type(v) == "string" then return string.format("%q", v) end
+  if type(v) ~= "table" then return tostring(v) end
+  indent, seen = indent or "", seen or {}
+  if seen[v] then return "<cycle>" end
+  seen[v] = true
+  local inner, lines, n = indent .. "  ", {}, #v
+  for i = 1, n do lines[#lines + 1] = inner .. pretty(v[i], inner, seen) end
+  local keys = {}
+  for k in pairs(v) do
+    if not (type(k) == "number" and k >= 1 and k <= n and k % 1 == 0) then keys[#keys + 1] = k end
+  end
+  sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do
+    local key = type(k) == "string" and k:match("^[%a_][%w_]*$") and k or "[" .. pretty(k, inner, seen) .. "]"
+    lines[#lines + 1] = inner .. key .. " = " .. pretty(v[k], inner, seen)
+  end
+  seen[v] = nil
+  if #lines == 0 then return "{}" end
+  return "{\n" .. concat(lines, ",\n") .. "\n" .. indent .. "}"
+end
+
 local function message_of(err)
   if util.hastostring(err) then return tostring(err) end
   if err == nil then return "Nil error" end
-  return serialize(err)
+  return pretty(err)
+end
+
+-- "file:line: " of the spec code that raised (the first frame outside the
+-- runner and C), or of the element when there is none.
+local function raise_position(el)
+  if getinfo then
+    local level = 3
+    while true do
+      local info = getinfo(level, "Sl")
+      if not info then break end
+      if not util.internal_frame(info) and info.what ~= "C" and (info.currentline or 0) > 0 then
+        return info.short_src .. ":" .. info.currentline .. ": "
+      end
+      level = level + 1
+    end
+  end
+  if el.trace then return el.trace.short_src .. ":" .. el.trace.currentline .. ": " end
+  return ""
 end
 
 -- A traceback of the spec's own frames (the runner's, and C frames below
@@ -346,12 +388,10 @@ local function safe(descriptor, fn, el)
   local ok = xpcall(fn, function(err)
     status = errortype(err)
     message = message_of(err)
-    if status == "error" or status == "failure" then
-      if type(message) == "string" and not message:match("^[^\n]-:%d+: ") and el.trace then
-        message = el.trace.short_src .. ":" .. el.trace.currentline .. ": " .. message
-      end
-      trace = spec_traceback(2)
+    if err ~= nil or status ~= "pending" then
+      if not message:match("^[^\n]-:%d+: ") then message = raise_position(el) .. message end
     end
+    if status == "error" or status == "failure" then trace = spec_traceback(2) end
     return err
   end)
   if not ok then
