@@ -548,7 +548,7 @@ def test_cli_outputs(tmp_path):
     assert out.startswith("ok 1 - calc adds\nnot ok 2 - calc fails\n# spec/calc_spec.lua @ 5\n"
                           "# Failure message: spec/calc_spec.lua:6: Expected objects to be equal.\n"
                           "# Passed in:\n")
-    assert out.endswith("ok 4 - # SKIP later\n1..4\n")
+    assert out.endswith("ok 4 - # SKIP calc later\n1..4\n")
 
 
 def test_cli_runs_each_version_in_its_own_process(tmp_path):
