@@ -92,7 +92,6 @@ TRANSITIONS: Dict[SocketState, Dict[str, Tuple[SocketState, Tuple[Event, ...]]]]
 _AHEAD = 1   # READ_AHEAD_LIMIT / read_buffer_size bytes not taken yet
 _BUDGET = 2  # the host's memory budget is spent (parked in it)
 _OWNER = 4   # the owner's own buffer is full (pause_for_owner)
-_NOREAD = 8  # opened without READ_ONLY_MODE: as Qt, nothing is read
 
 _NO_ADDRESS = ("", 0)
 _READY_READ = Event.READY_READ
@@ -454,19 +453,30 @@ class TcpSocket(asyncio.Protocol):
         return "", 0
 
     def data_received(self, data: bytes) -> None:
+        if self._budget is not None or not self.open_mode & MODE_READ:
+            if not self._data_received_slow(data):
+                return
         self._rchunks.append(data)
         self._rlen += len(data)
-        budget = self._budget
-        if budget is not None:
-            budget.charge(len(data))
-            if budget.room() <= 0:
-                self._pause(_BUDGET)
-                budget.park(self)
         if self._attached and not self._read_posted:
             self._read_posted = True
             self._events.post(self._announce_read)
         if self._rlen >= self._read_limit:
             self._pause(_AHEAD)  # until _announce_read (or attach) runs
+
+    def _data_received_slow(self, data: bytes) -> bool:
+        """Budget accounting, and write-only sockets: False when the bytes
+        are not to be kept."""
+        if not self.open_mode & MODE_READ:
+            # as Qt: a socket not open for reading hands nothing out, but
+            # still reads, so the peer's close or reset is noticed
+            return False
+        budget = self._budget
+        budget.charge(len(data))  # type: ignore[union-attr]
+        if budget.room() <= 0:  # type: ignore[union-attr]
+            self._pause(_BUDGET)
+            budget.park(self)  # type: ignore[union-attr]
+        return True
 
     def _announce_read(self) -> None:
         # No generation here: abort() and connect() empty the buffer, so a
@@ -605,7 +615,7 @@ class TcpSocket(asyncio.Protocol):
             return False
         self._new_connection()
         self._clear_read_buffer()
-        self._pauses = 0 if mode & MODE_READ else _NOREAD  # the owner's buffer is empty too
+        self._pauses = 0  # the owner's buffer for the new connection is empty too
         if self._budget is not None:
             self._budget.unpark(self)
         self.error, self.error_string = None, ""
