@@ -10,6 +10,12 @@ with the sender's nick. Commands:
 
 Joins, leaves and nick changes are announced to everyone else.
 
+A member that stops reading (a stalled client, a laptop gone to sleep) is
+dropped once more than MAX_BACKLOG bytes wait to be sent to it: the server
+never buffers without end for one slow reader, so its memory stays bounded
+however much the others say. Watch `bytes_to_write` for this in any server
+that sends more than it is asked for.
+
 Run it (the port is optional; without one a free port is picked):
 
     luanet run examples/chat.lua 7000
@@ -24,6 +30,7 @@ Stop it with Ctrl-C.
 
 local port = tonumber(arg and arg[1] or nil) or 0
 local MAX_LINE = 4096
+local MAX_BACKLOG = 256 * 1024   -- bytes queued for one member before it is dropped
 
 -- A global, not a local: the server lives only while Lua can reach it, and
 -- the locals of this chunk are gone once the script has run to its end.
@@ -33,16 +40,35 @@ server = net.TcpServer.new()
 local clients = {}
 local guests = 0
 
+local broadcast
+
+-- A member that does not read what it is sent: its bytes pile up in
+-- bytes_to_write. Drop it (abort: what is queued for it is discarded, there
+-- is no point in waiting for a reader that does not read).
+local function drop_stalled(socket)
+  local client = clients[socket]
+  if not client then return end
+  clients[socket] = nil
+  print(string.format("drop  %s (%s): %d bytes unsent, not reading",
+    client.peer, client.nick, socket.bytes_to_write))
+  socket:abort()
+  broadcast(socket, "* " .. client.nick .. " was dropped (not reading)")
+end
+
 local function send(socket, text)
   if socket.state == net.TcpSocket.CONNECTED_STATE then
     socket:write_string(text .. "\r\n")
+    if socket.bytes_to_write > MAX_BACKLOG then drop_stalled(socket) end
   end
 end
 
-local function broadcast(from, text)
+function broadcast(from, text)
+  -- collect first: send() may drop members (and so change `clients`)
+  local to = {}
   for socket in pairs(clients) do
-    if socket ~= from then send(socket, text) end
+    if socket ~= from then to[#to + 1] = socket end
   end
+  for _, socket in ipairs(to) do send(socket, text) end
 end
 
 local function nick_taken(nick)
