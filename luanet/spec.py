@@ -328,10 +328,15 @@ def _new_host(version: str, options: SpecOptions, on_error: Callable[[str], None
     system_path = lua_env.default_paths(version)[0]
     lua_path = ";".join(dict.fromkeys(t for t in (lua_path + ";" + system_path).split(";")
                                       if t and t.endswith(".lua")))
+    extra: Dict[str, Any] = {}
+    if version == "luajit" and options.timeout:
+        # A sandbox hides `jit`, and LuaJIT runs no hooks in compiled code: a
+        # handler time limit makes the host turn the compiler off, so the
+        # runner's per-test timeout hook reaches loops too.
+        extra["handler_time_limit"] = float(options.timeout)
     if _host_accepts("lua_path"):
-        host = LuaHost(lua=version, sandbox=True, on_error=on_error, lua_path=lua_path)
-    else:
-        host = LuaHost(lua=version, sandbox=True, on_error=on_error)
+        extra["lua_path"] = lua_path
+    host = LuaHost(lua=version, sandbox=True, on_error=on_error, **extra)
     # Until every host's sandboxed require searches lua_path, the same
     # text-only search runs here too (it only ever finds Lua source files).
     _sandbox_searcher(host, lua_path)
@@ -658,7 +663,7 @@ class Output:
             for r in self.results:
                 if r.status != status or (status == "pending" and not r.message and not self.verbose):
                     continue
-                arrow = "\u2192" if self.kind == "utftermin" else "->"
+                arrow = "\u2192" if self.kind == "utfTerminal" else "->"
                 out.write(f"\n{title} {arrow} {r.file} @ {r.line}\n{self._name(r)}\n")
                 if r.message:
                     out.write(r.message + "\n")
