@@ -178,7 +178,7 @@ class TcpSocket(asyncio.Protocol):
     __slots__ = (
         "tag", "listener", "_events", "_loop", "_bind_address", "state", "open_mode",
         "error", "error_string", "_transport", "_rchunks", "_rlen", "_read_posted", "_pauses",
-        "_read_limit", "_read_buffer_size", "_budget", "_wheld", "_wpaused",
+        "_read_limit", "_read_buffer_size", "_budget", "_wheld", "_wpaused", "_rslow",
         "_attached", "_early_end", "_closing_remote", "_written_total",
         "_written_reported", "_written_sent", "_written_posted", "notify_bytes_written",
         "_gen", "_sgen", "_lookup", "_addrs", "_csock", "_attempt", "_making", "_last_exc",
@@ -206,6 +206,8 @@ class TcpSocket(asyncio.Protocol):
         self._read_limit = READ_AHEAD_LIMIT
         # Only a budget with a limit is charged: unlimited hosts pay nothing.
         self._budget = budget if budget is not None and budget.limit is not None else None
+        # data_received takes the slow path: bytes to charge, or not to keep
+        self._rslow = self._budget is not None
         self._wheld = 0  # written bytes charged to the budget, not known sent yet
         self._wpaused = False  # the transport holds unsent bytes (pause_writing)
         # Accepted sockets wait in the server's queue "detached": events about
@@ -418,6 +420,7 @@ class TcpSocket(asyncio.Protocol):
         if not self._connecting:  # accepted by a server
             if self.open_mode == 0:
                 self.open_mode = 3
+            self._rslow = self._budget is not None or not self.open_mode & MODE_READ
             self._change("accept")
             return
         self._connecting = False
@@ -453,7 +456,7 @@ class TcpSocket(asyncio.Protocol):
         return "", 0
 
     def data_received(self, data: bytes) -> None:
-        if self._budget is not None or not self.open_mode & MODE_READ:
+        if self._rslow:
             if not self._data_received_slow(data):
                 return
         self._rchunks.append(data)
@@ -472,10 +475,11 @@ class TcpSocket(asyncio.Protocol):
             # still reads, so the peer's close or reset is noticed
             return False
         budget = self._budget
-        budget.charge(len(data))  # type: ignore[union-attr]
-        if budget.room() <= 0:  # type: ignore[union-attr]
-            self._pause(_BUDGET)
-            budget.park(self)  # type: ignore[union-attr]
+        if budget is not None:
+            budget.charge(len(data))
+            if budget.room() <= 0:
+                self._pause(_BUDGET)
+                budget.park(self)
         return True
 
     def _announce_read(self) -> None:
@@ -620,6 +624,7 @@ class TcpSocket(asyncio.Protocol):
             self._budget.unpark(self)
         self.error, self.error_string = None, ""
         self.open_mode = mode
+        self._rslow = self._budget is not None or not mode & MODE_READ
         self._remote = None  # forget a previous connection's ends; bind()'s local one stays
         if self._bound is None:
             self._local = None
