@@ -19,7 +19,8 @@ the rootdir's ``.busted`` (default task):
   ``luanet_spec_cpath``, ``luanet_spec_pattern``, ``luanet_spec_tags``,
   ``luanet_spec_exclude_tags``, ``luanet_spec_filter``,
   ``luanet_spec_filter_out``, ``luanet_spec_helper``, ``luanet_spec_shuffle``,
-  ``luanet_spec_sort``, ``luanet_spec_seed``, ``luanet_spec_timeout``
+  ``luanet_spec_sort``, ``luanet_spec_seed``, ``luanet_spec_timeout``,
+  ``luanet_spec_exclude_pattern``, ``luanet_spec_run`` (a task of ``.busted``)
   (seconds per test, default 30), ``luanet_spec_sandbox`` (true: the
   plugin-host sandbox), ``luanet_spec_verbose``.
 """
@@ -38,7 +39,8 @@ import pytest
 from .spec import (DEFAULT_LUA, DEFAULT_PATTERN, DEFAULT_TIMEOUT, SpecLoadError, SpecOptions,
                    SpecResult, Worker, _as_list, _matches_any, _split_list, read_busted_file)
 
-_LIST_INIS = ("lpath", "cpath", "pattern", "tags", "exclude_tags", "filter", "filter_out")
+_LIST_INIS = ("lpath", "cpath", "pattern", "exclude_pattern", "tags", "exclude_tags", "filter",
+              "filter_out")
 _BOOL_INIS = ("sandbox", "shuffle", "sort", "verbose")
 
 
@@ -59,6 +61,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(f"luanet_spec_{name}", type="bool", default=None,
                       help=f"luanet spec --{name}")
     parser.addini("luanet_spec_helper", default=None, help="luanet spec --helper")
+    parser.addini("luanet_spec_run", default=None, help="luanet spec --run: a task of .busted")
     parser.addini("luanet_spec_seed", default=None, help="luanet spec --seed")
     parser.addini("luanet_spec_timeout", default=None,
                   help=f"seconds a test may run (default {DEFAULT_TIMEOUT:g}; 0: no limit)")
@@ -80,6 +83,9 @@ def spec_options(config: pytest.Config) -> SpecOptions:
         busted = {}
     task: Dict[str, Any] = dict(busted.get("_all") or {})
     task.update(busted.get("default") or {})
+    run = config.getini("luanet_spec_run")
+    if run:
+        task.update(busted.get(run) or {})
 
     def ini(name: str) -> Any:
         try:
@@ -105,6 +111,7 @@ def spec_options(config: pytest.Config) -> SpecOptions:
     timeout = ini("timeout") or task.get("timeout")
     options = SpecOptions(
         lpath=listed("lpath"), cpath=listed("cpath"), pattern=listed("pattern"),
+        exclude_pattern=listed("exclude_pattern"),
         tags=listed("tags"), exclude_tags=listed("exclude_tags"), filter=listed("filter"),
         filter_out=listed("filter_out"), helper=ini("helper") or task.get("helper"),
         shuffle=flag("shuffle"), sort=flag("sort"), verbose=flag("verbose"),
@@ -145,7 +152,8 @@ def pytest_collect_file(file_path, parent):
         return None
     options = spec_options(parent.config)
     patterns = options.pattern or [DEFAULT_PATTERN]
-    if _matches_any(file_path.name, patterns):
+    if _matches_any(file_path.name, patterns) and not _matches_any(file_path.name,
+                                                                   options.exclude_pattern):
         return LuaSpecFile.from_parent(parent, path=file_path)
     return None
 

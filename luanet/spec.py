@@ -804,9 +804,17 @@ failures and errors (0 when all passed), as busted's.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 1, as busted's do."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .bridge import LUA_MODULES
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="luanet spec", description="Run busted 2.x spec files (default: spec/, files matching _spec).",
         epilog=HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="*", metavar="ROOT",
@@ -847,6 +855,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the default: specs get the whole standard library")
     p.add_argument("-r", "--run", default=None, metavar="TASK", help="task of the .busted file to use")
     p.add_argument("-v", "--verbose", action="store_true", default=None, help="show tracebacks")
+    p.add_argument("--version", action="version",
+                   version="luanet spec (busted 2.1.1 and luassert 1.8.0 compatible)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return p
 

@@ -567,7 +567,10 @@ def test_cli_help_and_bad_version():
     assert exc.value.code == 0
     with pytest.raises(SystemExit) as exc:
         main(["--lua", "4.0"])
-    assert exc.value.code == 2
+    assert exc.value.code == 1  # busted's exit code for a usage error
+    with pytest.raises(SystemExit) as exc:
+        main(["--no-such-option"])
+    assert exc.value.code == 1
 
 
 @pytest.mark.parametrize("sandbox", [False, True])
