@@ -661,7 +661,7 @@ class Output:
         out.write("\n" + summary_line(self.counts(), seconds) + "\n")
         for status, title in (("pending", "Pending"), ("failure", "Failure"), ("error", "Error")):
             for r in self.results:
-                if r.status != status or (status == "pending" and not r.message and not self.verbose):
+                if r.status != status:
                     continue
                 arrow = "\u2192" if self.kind == "utfTerminal" else "->"
                 out.write(f"\n{title} {arrow} {r.file} @ {r.line}\n{self._name(r)}\n")
@@ -846,7 +846,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort", action="store_true", default=None, help="sort tests by name")
     p.add_argument("--seed", type=int, default=None, help="random seed for --shuffle and randomize()")
     p.add_argument("-o", "--output", default=None, choices=OUTPUTS,
-                   help="output: utfTerminal (default), plainTerminal, TAP, json, junit, gtest")
+                   help="output: utfTerminal (default on a terminal), plainTerminal (default "
+                        "otherwise), TAP, json, junit, gtest")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help=f"fail a test that runs longer (default {DEFAULT_TIMEOUT:g}; 0: no limit)")
     p.add_argument("--sandbox", action="store_true", default=None,
@@ -899,9 +900,11 @@ def options_from(args: argparse.Namespace, config: Optional[Dict[str, Any]]) -> 
         verbose=bool(pick("verbose", False)),
     )
     roots = list(args.paths) or _as_list(task.get("ROOT")) or ["spec"]
-    output = pick("output", "utfTerminal")
+    # busted's default: utfTerminal on a terminal, plainTerminal otherwise.
+    default_output = "utfTerminal" if sys.stdout.isatty() else "plainTerminal"
+    output = pick("output", default_output)
     if output not in OUTPUTS:
-        output = "utfTerminal"
+        output = default_output
     return options, roots, output
 
 
