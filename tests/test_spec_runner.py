@@ -482,6 +482,22 @@ def test_a_test_stuck_in_a_loop_times_out(tmp_path, version, sandbox):
     assert "ok 2 - still runs" in proc.stdout
 
 
+def test_hooks_and_describe_bodies_time_out_too(tmp_path):
+    write(tmp_path, "spec/hooks_spec.lua", """
+    describe("hooks", function()
+      before_each(function() while true do end end)
+      it("never runs", function() end)
+    end)
+    describe("body", function() while true do end end)
+    it("after", function() end)
+    """)
+    proc = subprocess.run([sys.executable, "-m", "luanet.spec", "--timeout", "0.5", "-o", "plainTerminal"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "1 success / 0 failures / 2 errors" in proc.stdout
+    assert proc.stdout.count("timed out after 0.5 seconds") == 2
+
+
 # ---------------------------------------------------------------- the command line
 
 def test_cli_summary_details_and_exit_code(tmp_path):

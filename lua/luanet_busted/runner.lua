@@ -356,17 +356,17 @@ end
 
 ---------------------------------------------------------------- running
 
--- The per-test timeout: a count hook that raises once the test has run
--- longer than options.timeout (CPU or wall clock).
-local function with_timeout(fn)
+-- The per-test timeout: a count hook that raises once the test (or hook, or
+-- describe body) has run longer than options.timeout, CPU or wall clock.
+-- LuaJIT runs no hooks in compiled code: its compiler is off meanwhile.
+local function timer_start()
   local limit = tonumber(options.timeout)
-  if not sethook or not limit or limit <= 0 then return fn() end
+  if not sethook or not limit or limit <= 0 then return nil end
   local start_clock, start_time = os_clock(), os_time()
-  local old = { gethook() }
-  local jit_was_on = false
+  local timer = { saved = { gethook() }, jit_was_on = false }
   if jit and jit.status then
-    jit_was_on = jit.status()
-    if jit_was_on then jit.off(); jit.flush() end
+    timer.jit_was_on = jit.status()
+    if timer.jit_was_on then jit.off(); jit.flush() end
   end
   sethook(function()
     if os_clock() - start_clock > limit or os_time() - start_time > limit + 1 then
@@ -374,17 +374,33 @@ local function with_timeout(fn)
       error(string.format("test timed out after %g seconds (luanet spec --timeout)", limit), 2)
     end
   end, "", 1000)
+  return timer
+end
+
+local function timer_stop(timer)
+  if not timer then return end
+  local saved = timer.saved
+  if saved[1] then sethook(saved[1], saved[2], saved[3]) else sethook() end
+  if timer.jit_was_on then jit.on() end
+end
+
+local function with_timeout(fn)
+  local timer = timer_start()
   local results = { pcall(fn) }
-  if old[1] then sethook(old[1], old[2], old[3]) else sethook() end
-  if jit_was_on then jit.on() end
+  timer_stop(timer)
   if not results[1] then error(results[2], 0) end
 end
+
+local TIMED = { describe = true, insulate = true, expose = true, file = true, before_each = true,
+                after_each = true, lazy_setup = true, lazy_teardown = true, strict_setup = true,
+                strict_teardown = true }
 
 -- Runs fn for element el with el as the current block; returns the status
 -- and, when not a success, the message and traceback.
 local function safe(descriptor, fn, el)
   local pushed = push(el)
   local status, message, trace = "success", nil, nil
+  local timer = TIMED[descriptor] and fn == el.run and timer_start()
   local ok = xpcall(fn, function(err)
     status = errortype(err)
     message = message_of(err)
@@ -394,6 +410,7 @@ local function safe(descriptor, fn, el)
     if status == "error" or status == "failure" then trace = spec_traceback(2) end
     return err
   end)
+  timer_stop(timer)
   if not ok then
     if status == "success" then status = "error"; message = message or "Nil error" end
     if status == "failure" and descriptor ~= "it" then status = "error" end
