@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import os
 import random
-import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -74,7 +73,7 @@ def spec_versions(config: pytest.Config) -> List[str]:
 
 
 def spec_options(config: pytest.Config) -> SpecOptions:
-    cached = getattr(config, "_luanet_spec_options", None)
+    cached: Optional[SpecOptions] = getattr(config, "_luanet_spec_options", None)
     if cached is not None:
         return cached
     try:
@@ -147,7 +146,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _workers(config).clear()
 
 
-def pytest_collect_file(file_path, parent):
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Optional["LuaSpecFile"]:
     if file_path.suffix != ".lua":
         return None
     options = spec_options(parent.config)
@@ -171,7 +170,7 @@ class LuaSpecFile(pytest.File):
     first item of a version runs the selected tests, the others read their
     results."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._results: Dict[str, Dict[Tuple[str, int], SpecResult]] = {}
         self._errors: Dict[str, List[SpecResult]] = {}
@@ -191,7 +190,7 @@ class LuaSpecFile(pytest.File):
             prefix = f"[{version}] " if len(versions) > 1 else ""
             # pytest needs unique names; two `it`s may share one.
             seen = Counter(t.name for t in tests)
-            occurrence: Counter = Counter()
+            occurrence: "Counter[str]" = Counter()
             for test in tests:
                 name = prefix + test.name
                 if seen[test.name] > 1:
@@ -209,7 +208,7 @@ class LuaSpecFile(pytest.File):
             options.select = sorted({item.test.key for item in selected})
             results = _worker(self.config, version).run_file(self.path, options)
             by_key: Dict[Tuple[str, int], SpecResult] = {}
-            count: Counter = Counter()
+            count: "Counter[str]" = Counter()
             errors: List[SpecResult] = []
             for result in results:
                 if result.kind == "test":
@@ -235,7 +234,7 @@ class LuaSpecFile(pytest.File):
 
 
 class LuaSpecItem(pytest.Item):
-    def __init__(self, *, test: SpecResult, version: str, occurrence: int = 1, **kwargs):
+    def __init__(self, *, test: SpecResult, version: str, occurrence: int = 1, **kwargs: Any):
         super().__init__(**kwargs)
         self.test = test
         self.version = version
@@ -261,7 +260,7 @@ class LuaSpecItem(pytest.Item):
         if result.status != "success":
             raise SpecFailed(result)
 
-    def repr_failure(self, excinfo, style=None):
+    def repr_failure(self, excinfo: Any, style: Any = None) -> Any:
         if isinstance(excinfo.value, SpecFailed):
             result = excinfo.value.result
             text = f"{result.status}: {result.message}"
@@ -270,12 +269,12 @@ class LuaSpecItem(pytest.Item):
             return text
         return super().repr_failure(excinfo, style)
 
-    def reportinfo(self):
+    def reportinfo(self) -> Tuple[Any, int, str]:
         return self.path, self.test.line - 1, f"[Lua {self.version}] {self.test.name}"
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
     outcome = yield
     report = outcome.get_result()
     # A pending test is skipped at its `it` line, not inside this plugin.

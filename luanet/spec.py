@@ -35,7 +35,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, TextIO, Union
+from typing import (Any, Callable, Dict, Iterable, List, NoReturn, Optional, Sequence, TextIO,
+                    Tuple, Union)
 
 log = logging.getLogger("luanet")
 
@@ -118,7 +119,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def display_path(path: Union[str, os.PathLike]) -> str:
+def display_path(path: Union[str, "os.PathLike[str]"]) -> str:
     """The path as messages show it: relative to the working directory when
     below it (short and clickable), else absolute."""
     path = Path(path).absolute()
@@ -190,7 +191,7 @@ def _matches_any(name: str, patterns: Sequence[str]) -> bool:
     return False
 
 
-def find_spec_files(paths: Iterable[Union[str, os.PathLike]],
+def find_spec_files(paths: Iterable[Union[str, "os.PathLike[str]"]],
                     patterns: Sequence[str] = (DEFAULT_PATTERN,),
                     exclude: Sequence[str] = ()) -> List[Path]:
     """Files as given; directories searched recursively (hidden ones skipped)
@@ -218,7 +219,7 @@ def find_spec_files(paths: Iterable[Union[str, os.PathLike]],
 
 # ---------------------------------------------------------------- .busted
 
-def read_busted_file(root: Union[str, os.PathLike] = ".") -> Optional[Dict[str, Any]]:
+def read_busted_file(root: Union[str, "os.PathLike[str]"] = ".") -> Optional[Dict[str, Any]]:
     """The tasks of a ``.busted`` file at root ({task: {option: value}}), or None."""
     path = Path(root) / ".busted"
     if not path.is_file():
@@ -379,7 +380,7 @@ _OPTION_NAMES = ("tags", "exclude_tags", "filter", "filter_out", "shuffle", "sor
                  "timeout", "list")
 
 
-def run_file(path: Union[str, os.PathLike], version: str = DEFAULT_LUA,
+def run_file(path: Union[str, "os.PathLike[str]"], version: str = DEFAULT_LUA,
              options: Optional[SpecOptions] = None,
              on_result: Optional[Callable[[SpecResult], None]] = None) -> List[SpecResult]:
     """Runs one spec file in a fresh LuaHost (busted's order, hooks,
@@ -401,7 +402,8 @@ def run_file(path: Union[str, os.PathLike], version: str = DEFAULT_LUA,
         if on_result is not None:
             on_result(result)
 
-    def report(kind, status, test_name, file, line, message, trace, seconds, expected=None):
+    def report(kind: Any, status: Any, test_name: Any, file: Any, line: Any, message: Any,
+               trace: Any, seconds: Any, expected: Any = None) -> None:
         kind, status, message = _text(kind), _text(status), _text(message)
         if kind == "test" and handler_errors and expected:
             wanted = [e for e in _text(expected).split("\0") if e]
@@ -495,7 +497,7 @@ class Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=cwd, env=env,
             text=True, encoding="utf-8", errors="replace", bufsize=1)
 
-    def run_file(self, path: Union[str, os.PathLike], options: SpecOptions,
+    def run_file(self, path: Union[str, "os.PathLike[str]"], options: SpecOptions,
                  on_result: Optional[Callable[[SpecResult], None]] = None) -> List[SpecResult]:
         """Runs one file in the worker. Each result must arrive within the
         per-test timeout plus a minute, else the worker is killed (a safety
@@ -750,7 +752,7 @@ def _versions(value: Union[str, Sequence[str]]) -> List[str]:
     return out
 
 
-def run_specs(paths: Optional[Sequence[Union[str, os.PathLike]]] = None,
+def run_specs(paths: Optional[Sequence[Union[str, "os.PathLike[str]"]]] = None,
               lua: Union[str, Sequence[str]] = DEFAULT_LUA, out: Optional[TextIO] = None,
               options: Optional[SpecOptions] = None, output: str = "plainTerminal", *,
               sandbox: Optional[bool] = None, patterns: Sequence[str] = ()) -> int:
@@ -807,7 +809,7 @@ failures and errors (0 when all passed), as busted's.
 class _Parser(argparse.ArgumentParser):
     """Usage errors exit 1, as busted's do."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(1, f"{self.prog}: error: {message}\n")
 
@@ -862,7 +864,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def options_from(args: argparse.Namespace, config: Optional[Dict[str, Any]]) -> tuple:
+def options_from(args: argparse.Namespace,
+                 config: Optional[Dict[str, Any]]) -> Tuple[SpecOptions, List[str], str]:
     """(SpecOptions, roots, output) from parsed arguments over a .busted task."""
     task: Dict[str, Any] = {}
     if config:
