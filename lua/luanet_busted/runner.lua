@@ -155,7 +155,10 @@ local function spec_traceback(level)
       kept[#kept + 1] = line
     end
   end
-  while #kept > 0 and kept[#kept]:find("^%s*%[C%]") do kept[#kept] = nil end
+  while #kept > 0 and (kept[#kept]:find("^%s*%[C%]") or kept[#kept]:find("^%s*%.%.%.")
+                       or kept[#kept]:find("^%s*%(%.%.%.tail calls%.%.%.%)")) do
+    kept[#kept] = nil
+  end
   if #kept == 0 then return "" end
   return "stack traceback:\n" .. concat(kept, "\n")
 end
