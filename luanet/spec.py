@@ -642,10 +642,23 @@ class Output:
             self.out.write(marks[r.status])
             self.out.flush()
         elif self.kind == "gtest":
+            out = self.out
+            if not hasattr(self, "_gtest_file"):
+                out.write("[==========] Running tests from scanned files.\n"
+                          "[----------] Global test environment setup.\n")
+                self._gtest_file = ""
+            if r.file != self._gtest_file:
+                self._gtest_file = r.file
+                out.write(f"[----------] Running tests from {r.file}\n")
+            where = f"{r.file} @ {r.line}: {self._name(r)}"
             tag = {"success": "[       OK ]", "failure": "[  FAILED  ]", "error": "[  ERROR   ]",
-                   "pending": "[ SKIPPED  ]"}[r.status]
-            self.out.write(f"{tag} {r.file} @ {r.line}: {self._name(r)}\n")
-            self.out.flush()
+                   "pending": "[ PENDING  ]"}[r.status]
+            if r.kind == "test":
+                out.write(f"[ RUN      ] {where}\n")
+            if r.status in ("failure", "error") and r.message:
+                out.write(r.message + "\n")
+            out.write(f"{tag} {where} ({r.duration * 1000:.2f} ms)\n")
+            out.flush()
 
     def counts(self) -> Dict[str, int]:
         counts = dict.fromkeys(STATUSES, 0)
@@ -672,7 +685,27 @@ class Output:
                 if self.verbose and r.trace:
                     out.write("\n" + r.trace + "\n")
 
-    _finish_utfterminal = _finish_plainterminal = _finish_gtest = _finish_terminal
+    _finish_utfterminal = _finish_plainterminal = _finish_terminal
+
+    def _finish_gtest(self, seconds: float) -> None:
+        out, counts = self.out, self.counts()
+        files = len({r.file for r in self.results})
+        out.write("\n[----------] Global test environment teardown.\n")
+        out.write(f"[==========] {len(self.results)} tests from {files} test files ran. "
+                  f"({seconds * 1000:.2f} ms total)\n")
+        out.write(f"[  PASSED  ] {counts['success']} tests.\n")
+        for status, tag, word in (("pending", "[ PENDING  ]", "pending tests"),
+                                  ("failure", "[  FAILED  ]", "tests"),
+                                  ("error", "[  ERROR   ]", "errors")):
+            listed = [r for r in self.results if r.status == status]
+            if listed:
+                out.write(f"{tag} {len(listed)} {word}, listed below:\n")
+                for r in listed:
+                    out.write(f"{tag} {r.file} @ {r.line}: {self._name(r)}\n")
+        if counts["failure"]:
+            out.write(f"\n {counts['failure']} FAILED TESTS\n")
+        if counts["error"]:
+            out.write(f" {counts['error']} ERRORS\n")
 
     def _tap(self, r: SpecResult) -> None:
         """One test as busted's TAP handler prints it, as it ends."""

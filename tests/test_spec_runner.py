@@ -566,6 +566,10 @@ def test_cli_outputs(tmp_path):
                           "# Failure message: spec/calc_spec.lua:6: Expected objects to be equal.\n"
                           "# Passed in:\n")
     assert out.endswith("ok 4 - # SKIP calc later\n1..4\n")
+    code, out = cli("-o", "gtest")
+    assert "[ RUN      ] spec/calc_spec.lua @ 2: calc adds\n" in out
+    assert "[  PASSED  ] 1 tests.\n[ PENDING  ] 1 pending tests, listed below:" in out
+    assert out.endswith("\n 1 FAILED TESTS\n 1 ERRORS\n")
 
 
 def test_cli_runs_each_version_in_its_own_process(tmp_path):
