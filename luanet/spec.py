@@ -265,6 +265,14 @@ def _split_list(values: Sequence[str]) -> List[str]:
 
 # ---------------------------------------------------------------- one file
 
+def _accepts(function: Any, name: str) -> bool:
+    import inspect
+    try:
+        return name in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _host_accepts(name: str) -> bool:
     import inspect
     from .host import LuaHost
@@ -472,7 +480,11 @@ def run_file(path: Union[str, "os.PathLike[str]"], version: str = DEFAULT_LUA,
                             version=version))
     finally:
         try:
-            host.close()
+            # What a spec left unsent is not waited for (nothing reads it).
+            if _accepts(host.close, "grace"):
+                host.close(grace=0)
+            else:
+                host.close()
         except Exception:
             log.exception("luanet spec: closing the host of %s", name)
     return results
