@@ -974,7 +974,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SpecLoadError as exc:
         print(f"luanet spec: {exc}", file=sys.stderr)
         return 1
-    return run_specs(roots, versions, options=options, output=output)
+    try:
+        return run_specs(roots, versions, options=options, output=output)
+    except BrokenPipeError:  # the output was piped into `head` or similar
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
