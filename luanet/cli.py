@@ -403,21 +403,29 @@ def _stamp(path: Path) -> Optional[Tuple[int, int]]:
 
 
 class FileWatch:
-    """The script and the modules it required, polled by modification time."""
+    """The script and the modules it required, polled by modification time
+    and size. A file first seen after the run started (a module required
+    later, from a handler) counts as changed if it was modified after the
+    start, so an edit made just before it was noticed is not missed."""
+
+    CHANGED = (-1, -1)
 
     def __init__(self, paths: Sequence[Path]):
+        self.since = time.time_ns()
         self.stamps = {path: _stamp(path) for path in paths}
 
     def changed(self) -> Optional[Path]:
         for path, stamp in self.stamps.items():
-            if _stamp(path) != stamp:
+            if stamp == self.CHANGED or _stamp(path) != stamp:
                 return path
         return None
 
     def add(self, paths: Sequence[Path]) -> None:
         for path in paths:
             if path not in self.stamps:
-                self.stamps[path] = _stamp(path)
+                stamp = _stamp(path)
+                self.stamps[path] = (self.CHANGED if stamp is not None and stamp[0] > self.since
+                                     else stamp)
 
 
 @dataclass
@@ -555,9 +563,30 @@ def _close(host: Any, opts: RunOptions, reloading: bool) -> int:
     return 0
 
 
+class _OnePrefix(logging.Formatter):
+    """Log lines with one `luanet:` prefix (`luanet[worker N]:` in a worker),
+    whether or not the message brings its own."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for own in ("luanet: ", "luanet:"):
+            if text.startswith(own):
+                text = text[len(own):]
+                break
+        return f"{_prefix()}: {text}"
+
+
+def _not_the_hosts_discard_line(record: logging.LogRecord) -> bool:
+    # _close says it with the --grace wording; the host's own line would double it
+    text = record.getMessage()
+    return not ("discarded" in text and "unsent" in text)
+
+
 def run_script(opts: RunOptions) -> int:
-    logging.basicConfig(level=logging.INFO, format=f"{_prefix()}: %(message)s",
-                        stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OnePrefix("%(message)s"))
+    handler.addFilter(_not_the_hosts_discard_line)
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     tune_malloc()  # this process is ours: keep bulk buffers in the heap (see alloc.py)
     # POSIX: signals through a thread; elsewhere serve_forever's own handlers
     watch = SignalWatch() if hasattr(signal, "pthread_sigmask") else None
@@ -568,11 +597,14 @@ def run_script(opts: RunOptions) -> int:
 
 def watch_loop(opts: RunOptions, watch: Optional[SignalWatch]) -> int:
     script = Path(opts.script)
+    known: List[Path] = [script]
     while True:
-        files = FileWatch([script])
+        # what earlier runs required is watched from the start of this one
+        files = FileWatch(known)
         outcome = run_once(opts, watch, files)
         if watch is not None and watch.fired.is_set():
             return outcome.code
+        known = list(files.stamps)
         changed = outcome.changed
         if changed is None:
             state = "failed" if outcome.code else "finished"
