@@ -20,7 +20,7 @@ from .bridge import LUA_MODULES
 
 VERSIONS = ", ".join(LUA_MODULES)
 
-USAGE = f"""\
+USAGE = """\
 usage: luanet run SCRIPT [ARGS...] [options]     (luanet run --help lists the options)
        luanet spec [PATH...] [--lua VERSION]    (luanet spec --help)
        luanet --version
@@ -328,8 +328,7 @@ class SignalWatch:
 
     def _interrupt(self, host: Any) -> None:
         try:
-            if hasattr(host, "interrupt"):  # TEMPORARY until host.interrupt lands
-                host.interrupt()
+            host.interrupt()
             host.loop.call_soon_threadsafe(self._stop_in_loop, host)
         except Exception:  # the host or its loop is closed: the main thread is past it
             self._taken.set()
@@ -437,16 +436,11 @@ class Outcome:
 def make_host(opts: RunOptions) -> Any:
     from .host import LuaHost
 
-    kwargs = dict(lua=opts.lua, sandbox=opts.sandbox, bind_address=opts.bind,
-                  event_loop="auto", max_memory=opts.max_memory,
-                  handler_time_limit=opts.time_limit, read_buffer_size=opts.read_buffer_size,
-                  lua_path=opts.lua_path)
-    if opts.reuse_port:  # a worker of --workers
-        kwargs.update(enable_reuse_port())
-    # TEMPORARY until the lead's host API lands: drop what LuaHost does not take yet.
-    import inspect
-    accepted = inspect.signature(LuaHost).parameters
-    return LuaHost(**{k: v for k, v in kwargs.items() if k in accepted})
+    extra = enable_reuse_port() if opts.reuse_port else {}  # a worker of --workers
+    return LuaHost(lua=opts.lua, sandbox=opts.sandbox, bind_address=opts.bind,
+                   event_loop="auto", max_memory=opts.max_memory,
+                   handler_time_limit=opts.time_limit, read_buffer_size=opts.read_buffer_size,
+                   lua_path=opts.lua_path, **extra)
 
 
 def _arg_table(host: Any, opts: RunOptions) -> Any:
@@ -455,8 +449,6 @@ def _arg_table(host: Any, opts: RunOptions) -> Any:
     entries[0] = os.fsencode(opts.script)
     for i, a in enumerate(opts.args, 1):
         entries[i] = os.fsencode(a)
-    if not hasattr(host, "table"):  # TEMPORARY until host.table lands
-        return host._bridge.runtime.table_from(entries)
     return host.table(entries)
 
 
@@ -551,12 +543,9 @@ def _close(host: Any, opts: RunOptions, reloading: bool) -> int:
     """Close the host, letting what was written flush for the grace (a short
     one before a --watch reload); report discarded bytes. 1 if any were."""
     grace = min(opts.grace, 1.0) if reloading else opts.grace
-    try:
-        discarded = host.close(grace=grace) or 0
-    except TypeError:  # TEMPORARY until close(grace) lands
-        discarded = host.close() or 0
+    discarded = host.close(grace=grace)
     if discarded:
-        peers = getattr(host, "discarded_peers", 0) or 0
+        peers = host.discarded_peers
         say(f"{_plural(discarded, 'byte')} to {_plural(peers, 'peer')} could not be delivered "
             f"within the {grace:g} s grace and were discarded")
         return 1
@@ -638,7 +627,7 @@ class Workers:
 
     def __init__(self, opts: RunOptions):
         self.opts = opts
-        self.procs: List[subprocess.Popen] = []
+        self.procs: List["subprocess.Popen[bytes]"] = []
 
     def command(self) -> List[str]:
         return ([sys.executable, "-m", "luanet", "run"] + self.opts.passed + ["--", self.opts.script]
