@@ -121,7 +121,7 @@ def gen_steps(seed: int, n: int) -> List[list]:
         elif r < 0.77:
             s = rng.choice(SERVERS)
             op = rng.choice(["listen", "listen", "listen_async", "close", "pause", "resume", "maxpending",
-                             "action", "nilhandler", "tostring", "props"])
+                             "action", "nilhandler", "tostring", "props", "new"])
             arg = None
             if op in ("listen", "listen_async"):
                 arg = rng.choice([0, 0, 0, "used", 70000])
@@ -360,7 +360,10 @@ class Run:
                 a = "'%s'" % arg
             else:
                 a = repr(arg)
-            self.lx("F.srv_op('%s', '%s', %s)" % (s, sop, a))
+            if sop == "new":  # a new server under this name; the old one is collected
+                self.lx("F.new_server('%s'); collectgarbage(); collectgarbage()" % s)
+            else:
+                self.lx("F.srv_op('%s', '%s', %s)" % (s, sop, a))
             self.note_server_ports()
         elif op == "take":
             self.lx("F.take('%s', %s)" % (st[1], str(bool(st[2])).lower()))
@@ -686,7 +689,7 @@ def classes(res: Dict[str, Any]) -> List[str]:
 
 
 def shrink(worker: Worker, lua: str, steps: List[list], cls: str, budget: float = 120.0,
-           log=None) -> List[list]:
+           log=None, sandbox: bool = True) -> List[list]:
     """Delta debugging (ddmin): the smallest sub-list found within the time
     budget that still shows a violation of class cls."""
     deadline = time.monotonic() + budget
@@ -694,7 +697,7 @@ def shrink(worker: Worker, lua: str, steps: List[list], cls: str, budget: float 
     def fails(cand: List[list]) -> bool:
         if time.monotonic() > deadline:
             return False
-        return cls in classes(worker.run(lua, cand))
+        return cls in classes(worker.run(lua, cand, sandbox))
 
     n = 2
     cur = list(steps)
@@ -746,7 +749,8 @@ def campaign(lua: str, seconds: float = 0, sequences: int = 0, steps: int = 60, 
             s = seed + k
             k += 1
             seq = gen_steps(s, steps)
-            res = worker.run(lua, seq)
+            sandbox = s % 4 != 3  # every fourth sequence on an unsandboxed host
+            res = worker.run(lua, seq, sandbox)
             stats["sequences"] += 1
             stats["steps"] += res.get("steps", 0) or len(seq)
             if not res["violations"]:
@@ -757,10 +761,10 @@ def campaign(lua: str, seconds: float = 0, sequences: int = 0, steps: int = 60, 
                     continue
                 example = next(v for v in res["violations"] if violation_class(v) == cls)
                 log("[%s] seed %d: %s" % (lua, s, example[:300]))
-                small = shrink(worker, lua, seq, cls, shrink_budget, log=None)
-                again = worker.run(lua, small)
+                small = shrink(worker, lua, seq, cls, shrink_budget, log=None, sandbox=sandbox)
+                again = worker.run(lua, small, sandbox)
                 msg = next((v for v in again["violations"] if violation_class(v) == cls), example)
-                stats["findings"][cls] = {"seed": s, "steps": small, "message": msg[:500]}
+                stats["findings"][cls] = {"seed": s, "steps": small, "message": msg[:500], "sandbox": sandbox}
                 log("[%s]   minimal (%d steps): %s\n    %s" % (lua, len(small), json.dumps(small), msg[:300]))
     finally:
         worker.close()
