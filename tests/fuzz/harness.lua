@@ -219,7 +219,10 @@ local function recorder(name, hname)
     local l = cur(name)
     local st = s.state
     l.ev[#l.ev + 1] = hname .. (a ~= nil and ("=" .. tostring(a)) or "") .. "@" .. tostring(st)
-    if l.aborted and (hname == "ready_read_handler" or hname == "bytes_written_handler"
+    if l.aborted and hname == "disconnected_handler" and l.abort_may_disconnect then
+      -- Qt: abort() of a connected socket ends it with one disconnected(), its own
+      l.abort_may_disconnect = false
+    elseif l.aborted and (hname == "ready_read_handler" or hname == "bytes_written_handler"
         or hname == "error_handler" or hname == "disconnected_handler") then
       viol(string.format("event-after-abort: %s on %s gen %d after abort()", hname, name, F.gen[name] or 0))
     end
@@ -326,6 +329,10 @@ function F.abort(name)
   local s = F.sock[name]
   if not s then return end
   local l = cur(name)
+  local st = s.state
+  if not l.aborted then
+    l.abort_may_disconnect = (st == S.CONNECTED_STATE or st == S.CLOSING_STATE) and l.disc == 0
+  end
   call("abort", s.abort, s)
   l.aborted = true
   local n = s.bytes_available
