@@ -1,24 +1,36 @@
 """The lupa bridge: the only module that imports lupa.
 
 One runtime per host, created with encoding=None so Lua strings are bytes both
-ways. Lua calls down through a small table of named Python functions
-(``native_functions``), which take and return only ids, numbers, booleans and
-bytes; events go up through one Lua dispatcher, a batch per EventQueue batch.
-Python never holds a Lua object other than that dispatcher and the chunks'
-results, so Lua's collector alone decides when a server or socket dies (its
-finaliser calls ``release``).
+ways. Lua calls down through a table of named Python functions (``_natives``),
+which take and return only ids, numbers, booleans and bytes, and never raise:
+no Python exception, text or object reaches a script. Events go up through one
+Lua dispatcher, a batch per EventQueue batch. Python holds no Lua object but
+the dispatcher and a few of the Lua half's functions, so Lua's collector alone
+decides when a server, socket or timer dies (its finaliser calls ``release``).
+
+The interface the host uses: ``execute``, ``compile``, ``call``, ``eval``,
+``globals``, ``table``, ``load_module``, ``active``, ``close_all``, ``close``.
+
+Memory: with ``max_memory`` the host's budget (core/budget.py) counts the Lua
+heap and the bytes held in Python. Bytes are pushed into Lua only when they
+fit with ``HEADROOM`` to spare: a push that fails outside a protected call
+would abort the process, and a string returned to Lua that does not fit would
+hang it, so neither is ever attempted.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from .core import Event, EventQueue, SocketState, TcpServer, TcpSocket
+from .core.budget import MemoryBudget
+from .core.timer import Timer
+from .output import stdout
+from .schema import ALWAYS_DELIVERED, CALL_EVENT, CLASSES, lua_schema
 
 log = logging.getLogger("luanet")
 
@@ -27,48 +39,26 @@ LUA_MODULES = {
     "5.4": "lupa.lua54", "5.5": "lupa.lua55", "luajit": "lupa.luajit21",
 }
 
+# The Lua half, in load order; each runs as chunk(native, M) and adds itself
+# to M (net and timer return what scripts see).
+_LUA_PARTS = ("limits", "checks", "objects", "readbuf", "dispatch")
+
 # Events per dispatch call: 3 Lua stack slots each, well below every
 # version's C stack limit.
 _BATCH_EVENTS = 200
 
+# Memory kept free in the Lua heap for what pushing a batch costs (the call,
+# stack slots, string headers), so a push never meets the limit.
+HEADROOM = 64 << 10
+
 _READY_READ = int(Event.READY_READ)
-_DISCONNECTED = int(Event.DISCONNECTED)
-_CALL = int(Event.CALL)
+_ALWAYS = frozenset(int(e) for e in ALWAYS_DELIVERED)
+_BYTES_WRITTEN = int(Event.BYTES_WRITTEN)
+_ACCEPT_ERROR = int(Event.ACCEPT_ERROR)
 
 
-def _text(value: Any) -> bytes:
-    return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
-
-
-def _optional_int(value: Any) -> Optional[int]:
-    return None if value is None else int(value)
-
-
-# Properties Lua may read, through the readers native.getter(class, name) makes. Strings go out as
-# bytes: with encoding=None a Python str would reach Lua as a Python object.
-_SERVER_PROPS: Dict[bytes, Callable[[TcpServer], Any]] = {
-    b"listening": lambda s: s.listening,
-    b"port": lambda s: s.port,
-    b"max_pending_connections": lambda s: s.max_pending_connections,
-    b"has_pending_connections": lambda s: s.has_pending_connections,
-    b"error_string": lambda s: _text(s.error_string),
-    b"error": lambda s: _optional_int(s.error),
-}
-_SOCKET_PROPS: Dict[bytes, Callable[[TcpSocket], Any]] = {
-    b"state": lambda s: int(s.state),
-    b"error": lambda s: _optional_int(s.error),
-    b"error_string": lambda s: _text(s.error_string),
-    b"valid": lambda s: s.valid,
-    b"local_address": lambda s: _text(s.local_address),
-    b"local_port": lambda s: s.local_port,
-    b"remote_address": lambda s: _text(s.remote_address),
-    b"remote_port": lambda s: s.remote_port,
-    b"is_open": lambda s: s.is_open,
-    b"open_mode": lambda s: int(s.open_mode),
-    b"bytes_to_write": lambda s: s.bytes_to_write,
-    b"readable": lambda s: s.readable,
-    b"writeable": lambda s: s.writeable,
-}
+class HostClosed(Exception):
+    """Raised into Lua code of a closed host that Python still calls."""
 
 
 def lua_source(name: str) -> bytes:
@@ -84,12 +74,51 @@ def _deny_attribute(obj: Any, name: Any, is_setting: bool) -> Any:
     raise AttributeError("Python objects are not accessible from a sandboxed script")
 
 
+class _Released:
+    """What an id answers once its object was released (a script can still
+    reach a collected object through a weak table on Lua 5.4): closed."""
+
+    listening = has_pending_connections = valid = is_open = readable = writeable = False
+    active = single_shot = False
+    port = max_pending_connections = local_port = remote_port = bytes_to_write = 0
+    read_buffer_size = 0
+    state = SocketState.UNCONNECTED
+    open_mode = 0
+    error = None
+    error_string = "The object was released"
+    local_address = remote_address = ""
+    interval = 0.0
+    remaining = -1.0
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args: False
+
+    def __repr__(self) -> str:
+        return "(released)"
+
+
+_RELEASED = _Released()
+
+
+def to_lua(runtime: Any, value: Any) -> Any:
+    """A Python value as Lua should see it: str as UTF-8 bytes, dicts and
+    lists (nested too) as tables; the rest as lupa converts it."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if isinstance(value, dict):
+        return runtime.table_from({to_lua(runtime, k): to_lua(runtime, v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return runtime.table_from([to_lua(runtime, v) for v in value])
+    return value
+
+
 class Bridge:
     """A Lua runtime with net and luanet installed, wired to an EventQueue."""
 
     def __init__(self, events: EventQueue, *, lua: str = "5.4", sandbox: bool = True,
                  bind_address: Optional[str] = None, max_memory: Optional[int] = None,
-                 handler_time_limit: Optional[float] = None,
+                 handler_time_limit: Optional[float] = None, read_buffer_size: int = 0,
+                 lua_path: Optional[str] = None,
                  report_error: Callable[[str], None],
                  run_until: Callable[[Callable[[], Any], float], Any],
                  run_for: Callable[[float], Any]):
@@ -106,47 +135,48 @@ class Bridge:
         self.runtime = lupa_module.LuaRuntime(**options)
         self.version = lua
         self.sandbox = sandbox
+        self.max_memory = max_memory
+        self.budget = MemoryBudget(max_memory, self._lua_memory if max_memory else (lambda: 0))
         self._events = events
         self._bind_address = bind_address
         self._report_error = report_error
         self._run_until = run_until
         self._run_for = run_for
         self._objects: Dict[int, Any] = {}
-        # id -> bit mask (1 << event) of the events the Lua object has a handler
-        # for: the others never cross (READY_READ and DISCONNECTED always do).
+        # id -> bit mask (1 << event) of the events the Lua object has a
+        # handler for; the others never cross (but those Lua always needs).
         self._wanted: Dict[int, int] = {}
         self._next_id = 0
         self._batch: List[Any] = []
+        self._batch_bytes = 0
+        self._read_buffer_size = int(read_buffer_size)
+        self._owed: Set[TcpSocket] = set()  # data that did not fit in Lua yet
         self._closed = False
+        self._getters = {spec.name.encode(): {p.name.encode(): p for p in spec.props}
+                         for spec in CLASSES}
+        self._setters = {spec.name.encode(): {p.name.encode(): p.set for p in spec.props if p.set}
+                         for spec in CLASSES}
         events.after_batch = self.flush
+        import inspect  # the core takes a budget once the core-sockets work lands
+        self._core_kw: Dict[str, Any] = (
+            {"budget": self.budget} if "budget" in inspect.signature(TcpSocket.__init__).parameters else {})
 
-        native = self.runtime.table_from({k.encode(): v for k, v in self.native_functions().items()})
+        native = self.runtime.table_from({k.encode(): v for k, v in self._natives().items()})
+        native[b"schema"] = to_lua(self.runtime, lua_schema())
+        native[b"default_read_buffer_size"] = int(read_buffer_size)
         if handler_time_limit is not None:
             native[b"handler_time_limit"] = float(handler_time_limit)
-        self.net, self._dispatch, self._shutdown = self._run_chunk("net.lua", native)
-        self.luanet, lua_print = self._run_chunk("luanet.lua", native)
-        self.runtime.globals()[b"print"] = lua_print
-        self._install_modules()
-        # Kept for luanet's own modules (load_module), which need tracebacks
-        # and line numbers even where the sandbox hides debug from scripts.
-        self._debug = self.runtime.globals()[b"debug"]
-        if sandbox:
-            self._run_chunk("sandbox.lua")
-
-    # ------------------------------------------------------------ set-up
-    def _run_chunk(self, name: str, *args: Any) -> Any:
-        chunk = self.runtime.compile(lua_source(name), name=f"@luanet/{name}", mode="t")
-        return chunk(*args)
-
-    def load_module(self, name: str) -> Any:
-        """Run luanet's own ``lua/<name>.lua`` (trusted code) with the debug
-        library as its first argument; returns what the chunk returns."""
-        if not name.isidentifier():
-            raise ValueError(f"not a luanet module name: {name!r}")
-        return self._run_chunk(f"{name}.lua", self._debug)
-
-    def _install_modules(self) -> None:
+        parts = self.runtime.table()
+        for name in _LUA_PARTS:
+            self._run_chunk(f"{name}.lua", native, parts)
+        self._dispatch = parts[b"dispatch"][b"run"]
+        self._limited_call = parts[b"limits"][b"call"]
+        self._shutdown = parts[b"objects"][b"shutdown"]
+        self.net = self._run_chunk("net.lua", native, parts)
+        timer_class, after, every = self._run_chunk("timer.lua", native, parts)
+        self.luanet, lua_print = self._run_chunk("luanet.lua", native, parts, timer_class, after, every)
         g = self.runtime.globals()
+        g[b"print"] = lua_print
         g[b"net"] = self.net
         g[b"luanet"] = self.luanet
         install = self.runtime.eval(b"""function(net, luanet)
@@ -155,42 +185,129 @@ class Bridge:
             package.loaded.net, package.loaded.luanet = net, luanet
         end""")
         install(self.net, self.luanet)
+        # Kept for luanet's own modules (load_module), which need tracebacks
+        # and line numbers even where the sandbox hides debug from scripts,
+        # and to refuse every call once the host is closed.
+        self._debug = g[b"debug"]
+        if sandbox:
+            self._run_chunk("sandbox.lua", to_lua(self.runtime, lua_path or ""))
+        elif lua_path:
+            g[b"package"][b"path"] = to_lua(self.runtime, lua_path) + b";" + g[b"package"][b"path"]
 
-    def native_functions(self) -> Dict[str, Callable[..., Any]]:
-        """The whole surface Lua can call. Arguments were checked in net.lua."""
+    # ------------------------------------------------------------ the interface
+    def _run_chunk(self, name: str, *args: Any) -> Any:
+        chunk = self.runtime.compile(lua_source(name), name=f"@luanet/{name}", mode="t")
+        return chunk(*args)
+
+    def compile(self, source: bytes, name: str) -> Any:
+        """A chunk of script code (text only in a sandbox)."""
+        return self.runtime.compile(source, name=name, mode="t" if self.sandbox else None)
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Call a Lua function under the time limit, with arguments converted."""
+        runtime = self.runtime
+        return self._limited_call(fn, *[to_lua(runtime, a) for a in args])
+
+    def execute(self, source: bytes, name: str, *args: Any) -> Any:
+        return self.call(self.compile(source, name), *args)
+
+    def eval(self, expression: bytes) -> Any:
+        return self.execute(b"return " + expression, "=eval")
+
+    def globals(self) -> Any:
+        return self.runtime.globals()
+
+    def table(self, value: Any) -> Any:
+        return to_lua(self.runtime, value)
+
+    def to_lua(self, value: Any) -> Any:
+        return to_lua(self.runtime, value)
+
+    def load_module(self, name: str) -> Any:
+        """Run luanet's own ``lua/<name>.lua`` (trusted code) with the debug
+        library as its first argument; returns what the chunk returns."""
+        if not name.replace("/", "_").isidentifier():
+            raise ValueError(f"not a luanet module name: {name!r}")
+        return self._run_chunk(f"{name}.lua", self._debug)
+
+    # ------------------------------------------------------------ natives
+    def _natives(self) -> Dict[str, Callable[..., Any]]:
+        """The whole surface Lua can call. Arguments were checked in Lua."""
         objects = self._objects
+
+        def get(oid: int) -> Any:
+            return objects.get(oid, _RELEASED)
+
+        def write(oid: int, data: bytes) -> int:
+            obj = objects.get(oid)
+            return -1 if obj is None else obj.write(data)
+
         return {
-            "server_new": self._server_new,
-            "socket_new": self._socket_new,
-            "release": self._release,
-            "describe": lambda oid: repr(objects[oid]).encode(),
+            "server_new": self._guard(self._server_new),
+            "socket_new": self._guard(self._socket_new),
+            "timer_new": self._guard(self._timer_new),
+            "release": self._guard(self._release),
+            "describe": self._guard(lambda oid: self._fit(repr(get(oid)).encode())),
             "getter": self._getter,
-            "want": self._want,
-            "defer": self._defer,
-            "report_error": self._lua_error,
-            "write_stdout": _write_stdout,
+            "setter": self._setter,
+            "want": self._guard(self._want),
+            "defer": self._guard(self._defer),
+            "report_error": self._guard(self._lua_error),
+            "write_stdout": self._guard(stdout.write),
             "run_until": self._lua_run_until,
             "run_for": self._lua_run_for,
             # TcpServer
-            "listen": lambda oid, port: objects[oid].listen(int(port)),
-            "server_close": lambda oid: objects[oid].close(),
-            "pause": lambda oid: objects[oid].pause_accepting(),
-            "resume": lambda oid: objects[oid].resume_accepting(),
-            "set_max_pending": self._set_max_pending,
-            "next_pending": self._next_pending,
+            "listen": self._guard(lambda oid, port: self._result(get(oid), get(oid).listen(int(port)))),
+            "server_close": self._guard(lambda oid: get(oid).close()),
+            "pause": self._guard(lambda oid: get(oid).pause_accepting()),
+            "resume": self._guard(lambda oid: get(oid).resume_accepting()),
+            "next_pending": self._guard(self._next_pending),
             # TcpSocket
-            "connect": lambda oid, host, port, mode: objects[oid].connect(
-                host.decode("utf-8", "replace"), int(port), int(mode)),
-            "bind": lambda oid, port: objects[oid].bind(int(port)),
-            "write": lambda oid, data: objects[oid].write(data),
-            "disconnect": lambda oid: objects[oid].disconnect(),
-            "abort": lambda oid: objects[oid].abort(),
-            "close": lambda oid: objects[oid].close(),
-            "watch_written": self._watch_written,
+            "connect": self._guard(lambda oid, host, port, mode: self._result(get(oid), get(oid).connect(
+                host.decode("utf-8", "replace"), int(port), int(mode)))),
+            "bind": self._guard(lambda oid, port: self._result(get(oid), get(oid).bind(int(port)))),
+            "write": write,
+            "disconnect": self._guard(lambda oid: get(oid).disconnect()),
+            "abort": self._guard(lambda oid: get(oid).abort()),
+            "close": self._guard(lambda oid: get(oid).close()),
+            "hold_reading": self._guard(self._hold_reading),
+            # Timer
+            "timer_start": self._guard(lambda oid, interval: get(oid).start(interval)),
+            "timer_stop": self._guard(lambda oid: get(oid).stop()),
+            "timer_active": self._guard(lambda oid: get(oid).active),
         }
+
+    def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """A native that never raises into Lua: a Python exception here is a
+        bug of luanet's, logged, and Lua gets nil."""
+        def guarded(*args: Any) -> Any:
+            if self._closed:
+                raise HostClosed("luanet: this host is closed")
+            try:
+                return fn(*args)
+            except Exception:
+                log.exception("luanet: internal error in %s", getattr(fn, "__name__", "a native call"))
+                return None
+        return guarded
+
+    def _fit(self, data: bytes) -> Any:
+        """``data`` if a Lua string of it fits the memory budget, else False
+        (the Lua side raises "not enough memory" then)."""
+        if self.max_memory is not None and self._lua_memory() + len(data) + HEADROOM > self.max_memory:
+            return False
+        return data
+
+    def _result(self, obj: Any, ok: bool) -> Any:
+        """true, or false and the error string (``assert(server:listen(p))``
+        then says why)."""
+        if ok:
+            return True
+        return False, self._fit(obj.error_string.encode("utf-8", "replace")) or b"not enough memory"
 
     # ------------------------------------------------------------ handles
     def _register(self, obj: Any) -> int:
+        if self._read_buffer_size and isinstance(obj, TcpSocket):
+            obj.read_buffer_size = self._read_buffer_size  # the host's default
         self._next_id += 1
         obj.tag = self._next_id
         self._objects[self._next_id] = obj
@@ -198,56 +315,118 @@ class Bridge:
 
     def _server_new(self) -> int:
         return self._register(TcpServer(self._events, self._on_event, self._on_event,
-                                        self._bind_address))
+                                        self._bind_address, **self._budget_kw()))
 
     def _socket_new(self) -> int:
-        return self._register(TcpSocket(self._events, self._on_event, self._bind_address))
+        return self._register(TcpSocket(self._events, self._on_event, self._bind_address,
+                                        **self._budget_kw()))
 
-    def _next_pending(self, oid: int) -> Optional[int]:
+    def _budget_kw(self) -> Dict[str, Any]:
+        return self._core_kw
+
+    def _timer_new(self) -> int:
+        return self._register(Timer(self._events, self._on_event))
+
+    def _next_pending(self, oid: int) -> Any:
         sock = self._objects[oid].next_pending_connection()
-        return None if sock is None else self._register(sock)
+        if sock is None:
+            return None
+        sid = self._register(sock)
+        data = self._take_data(sock)  # bytes that arrived while it was queued
+        if data:
+            # readable at once, and announced too: the handler the script
+            # sets right after taking the socket still hears of them
+            self._events.post(self._announce_taken, sock)
+        return sid, data
 
-    def _set_max_pending(self, oid: int, value: Any) -> None:
-        self._objects[oid].max_pending_connections = int(value)
+    def _announce_taken(self, sock: TcpSocket) -> None:
+        if sock.tag is not None:
+            self._batch += (_READY_READ, sock.tag, b"")
 
-    def _watch_written(self, oid: int, on: bool) -> None:
-        self._objects[oid].notify_bytes_written = bool(on)
+    def _getter(self, class_name: bytes, name: bytes) -> Callable[[int], Any]:
+        """A reader of one property, made once when the class is defined: a
+        property read is then one call with the object's id."""
+        prop = self._getters[class_name][name]
+        read, objects, fit = prop.get, self._objects, self._fit
+        if prop.kind == "string":
+            return lambda oid: fit(read(objects.get(oid, _RELEASED)))
+        return lambda oid: read(objects.get(oid, _RELEASED))
+
+    def _setter(self, class_name: bytes, name: bytes) -> Callable[[int, Any], None]:
+        write = self._setters[class_name][name]
+        return self._guard(lambda oid, value: write(self._objects.get(oid, _RELEASED), value))
 
     def _want(self, oid: int, event: int, on: bool) -> None:
         bit = 1 << int(event)
         mask = self._wanted.get(oid, 0)
         self._wanted[oid] = (mask | bit) if on else (mask & ~bit)
+        obj = self._objects.get(oid)
+        if event == _BYTES_WRITTEN and obj is not None:
+            obj.notify_bytes_written = bool(on)
+        elif event == _ACCEPT_ERROR and obj is not None:
+            obj.accept_error_handled = bool(on)
 
-    def _getter(self, class_name: bytes, name: bytes) -> Callable[[int], Any]:
-        """A reader of one property, made once when net.lua loads: a property
-        read is then one call with the object's id."""
-        read = (_SERVER_PROPS if class_name == b"TcpServer" else _SOCKET_PROPS)[name]
-        objects = self._objects
-        return lambda oid: read(objects[oid])
+    def _hold_reading(self, oid: int, hold: bool) -> None:
+        sock = self._objects.get(oid)
+        if sock is None:
+            return
+        method = getattr(sock, "pause_for_owner" if hold else "resume_for_owner", None)
+        if method is not None:
+            method()
 
     def _release(self, oid: int) -> None:
         """The Lua object was collected (its finaliser calls this)."""
         obj = self._objects.pop(oid, None)
         self._wanted.pop(oid, None)
-        if obj is None or self._closed:
+        if obj is None:
             return
         obj.tag = None
-        if isinstance(obj, TcpServer):
-            if obj.listening:
-                log.warning("luanet: a listening TcpServer (port %d) was garbage-collected; "
-                            "keep a reference to it (e.g. in a global) to keep it serving", obj.port)
-            obj.release()
-        else:
-            obj.release()
+        self._owed.discard(obj)
+        if isinstance(obj, TcpServer) and obj.listening:
+            log.warning("luanet: a listening TcpServer (port %d) was garbage-collected; "
+                        "keep a reference to it (e.g. in a global) to keep it serving", obj.port)
+        _release_core(obj)
 
     # ------------------------------------------------------------ events up
+    def _lua_memory(self) -> int:
+        return self.runtime.get_memory_used()
+
+    def _lua_room(self) -> int:
+        """Bytes that may still be pushed into Lua in this batch."""
+        if self.max_memory is None:
+            return 1 << 62
+        return self.max_memory - self._lua_memory() - HEADROOM - self._batch_bytes
+
+    def _take_data(self, sock: TcpSocket) -> Optional[bytes]:
+        """The socket's received bytes, as many as fit in Lua; the rest stay
+        in Python (held back, reading paused) until Lua has room."""
+        if not sock.bytes_available:
+            return None
+        room = self._lua_room()
+        if room < sock.bytes_available:
+            self.runtime.gccollect()
+            room = self._lua_room()
+        if room <= 0:
+            self._owed.add(sock)
+            return None
+        if room < sock.bytes_available:
+            self._owed.add(sock)
+            data = sock.read(room)
+        else:
+            self._owed.discard(sock)
+            data = sock.read()
+        self._batch_bytes += len(data)
+        return data
+
     def _on_event(self, obj: Any, event: int, a: Any, b: Any) -> None:
         tag = obj.tag
         if tag is None:
             return
         if event == _READY_READ:
-            a = obj.read()  # the bytes travel with the event; Lua buffers them
-        elif event != _DISCONNECTED and not (self._wanted.get(tag, 0) >> event) & 1:
+            a = self._take_data(obj)  # the bytes travel with the event
+            if a is None:
+                return
+        elif event not in _ALWAYS and not (self._wanted.get(tag, 0) >> event) & 1:
             return  # no handler for it: not worth a trip into Lua
         self._batch += (event, tag, a)
 
@@ -255,85 +434,114 @@ class Bridge:
         self._events.post(self._queue_call, token)
 
     def _queue_call(self, token: int) -> None:
-        self._batch += (_CALL, token, None)
+        self._batch += (CALL_EVENT, token, None)
 
     def flush(self) -> None:
         """Send the events gathered in this batch to Lua."""
         batch = self._batch
-        if not batch or self._closed:
-            return
-        self._batch = []
-        step = 3 * _BATCH_EVENTS
-        parts = (batch,) if len(batch) <= step else [
-            batch[start:start + step] for start in range(0, len(batch), step)]
-        for part in parts:
-            try:
-                self._dispatch(*part)
-            except Exception as exc:  # a broken dispatcher must not take the loop down
-                self._report_error(f"luanet: event dispatch failed: {exc}")
+        if batch and not self._closed:
+            self._batch = []
+            self._batch_bytes = 0
+            step = 3 * _BATCH_EVENTS
+            parts: Iterable[List[Any]] = (batch,) if len(batch) <= step else [
+                batch[start:start + step] for start in range(0, len(batch), step)]
+            for part in parts:
+                try:
+                    self._dispatch(*part)
+                except self.LuaError as exc:  # e.g. out of memory between two handlers
+                    self._report_error(f"event dispatch failed: {_lua_message(exc)}")
+                    self.runtime.gccollect()
+        if self.max_memory is not None and not self._closed:
+            self._after_budgeted_batch()
+
+    def _after_budgeted_batch(self) -> None:
+        # Lua 5.1 and LuaJIT have no emergency collection: near the limit,
+        # collect here so the garbage of handlers never blocks the next batch.
+        if self._lua_memory() > self.max_memory * 3 // 4:
+            self.runtime.gccollect()
+        for sock in list(self._owed):
+            if sock.tag is None or not sock.bytes_available:
+                self._owed.discard(sock)
+            elif self._lua_room() > 0:
+                self._owed.discard(sock)
+                self._on_event(sock, _READY_READ, None, None)
+        self.budget.poll()
+        if self._batch:
+            self._events.post(lambda: None)  # an empty step: its batch flushes these
 
     def _lua_error(self, message: bytes) -> None:
         self._report_error(message.decode("utf-8", "replace"))
 
     # ------------------------------------------------------------ loop helpers
-    def _lua_run_until(self, predicate: Any, timeout: float):
+    def _lua_run_until(self, predicate: Any, timeout: float) -> Any:
+        if self._closed:
+            raise HostClosed("luanet: this host is closed")
         try:
             return self._run_until(predicate, float(timeout))
-        except RuntimeError as exc:
-            return None, str(exc).encode()
-        except Exception as exc:  # the predicate raised: surface its message in Lua
+        except HostClosed:
+            raise
+        except Exception as exc:  # the predicate raised, or the loop cannot run here
             return None, _lua_message(exc).encode()
 
-    def _lua_run_for(self, seconds: float):
+    def _lua_run_for(self, seconds: float) -> Any:
+        if self._closed:
+            raise HostClosed("luanet: this host is closed")
         try:
             self._run_for(float(seconds))
             return True
-        except RuntimeError as exc:
-            return None, str(exc).encode()
+        except HostClosed:
+            raise
+        except Exception as exc:
+            return None, _lua_message(exc).encode()
 
     # ------------------------------------------------------------ teardown
     def active(self) -> bool:
-        """Is anything listening, connected or connecting?"""
+        """Is anything listening, connected, connecting or timing?"""
         for obj in self._objects.values():
             if isinstance(obj, TcpServer):
                 if obj.listening:
+                    return True
+            elif isinstance(obj, Timer):
+                if obj.active:
                     return True
             elif obj.state != SocketState.UNCONNECTED:
                 return True
         return False
 
     def close_all(self) -> List[TcpSocket]:
-        """Close every server and socket; returns the sockets still closing."""
+        """Close every server, socket and timer; returns the sockets still
+        closing (their written bytes flushing)."""
         self._closed = True
         self._shutdown()
         objects = list(self._objects.values())
         self._objects.clear()
-        closing = []
+        closing: List[TcpSocket] = []
         for obj in objects:
             obj.tag = None
             if isinstance(obj, TcpServer):
                 closing.extend(obj.pending_and_handed_out())
-                obj.release()
-            else:
+            elif isinstance(obj, TcpSocket):
                 closing.append(obj)
-                obj.release()
+            _release_core(obj)
         return closing
 
+    def close(self) -> None:
+        """After close_all: every Lua function Python still holds now raises
+        HostClosed when called, and nothing it does can open anything."""
+        refuse = self._guard(lambda: None)  # raises HostClosed: the host is closed
+        try:
+            self._debug[b"sethook"](refuse, b"c")
+        except Exception:
+            pass
 
-def _write_stdout(data: bytes) -> None:
-    out = sys.stdout
-    buffer = getattr(out, "buffer", None)
-    if buffer is not None:
-        out.flush()
-        buffer.write(data)
-        buffer.flush()
-    else:  # a text-only stream (e.g. captured by a test runner)
-        out.write(data.decode("utf-8", "replace"))
-        out.flush()
+
+def _release_core(obj: Any) -> None:
+    """One close verb for every core object, whatever its age of API."""
+    release = getattr(obj, "release", None) or getattr(obj, "destroy")
+    release()
 
 
 def _lua_message(exc: BaseException) -> str:
-    text = str(exc.args[0] if getattr(exc, "args", None) else exc)
-    if isinstance(exc.args[0] if exc.args else None, bytes):
-        text = exc.args[0].decode("utf-8", "replace")
-    return text.split("\nstack traceback:", 1)[0]
+    first = exc.args[0] if getattr(exc, "args", None) else exc
+    text = first.decode("utf-8", "replace") if isinstance(first, bytes) else str(first)
+    return text.split("\nstack traceback:", 1)[0] or type(exc).__name__

@@ -1,0 +1,112 @@
+-- Events up from Python, and deferred calls. Run by the bridge as
+-- chunk(native, M); sets M.dispatch. Python calls dispatch(...) with a flat
+-- batch: kind, id, a, kind, id, a, ...
+--
+-- One protected run delivers the whole batch; a handler error ends that run,
+-- is reported with the handler's name, and the next run resumes with the
+-- event after it. Every handler runs under the time limit (limits.lua).
+
+local native, M = ...
+local dispatch = {}
+M.dispatch = dispatch
+
+local objects, limits, readbuf = M.objects, M.limits, M.readbuf
+local registry = objects.registry
+local select, xpcall, format, type, pairs, gsub = select, xpcall, string.format, type, pairs, string.gsub
+local traceback, getmetatable_raw = debug.traceback, debug.getmetatable
+local schema = native.schema
+local EV = schema.events
+local CALL, READY_READ, DISCONNECTED, TIMEOUT = EV.CALL, EV.READY_READ, EV.DISCONNECTED, EV.TIMEOUT
+
+-- event -> handler field and the arguments it takes, from the schema
+local HANDLER_OF, ARITY = {}, {}
+for _, spec in pairs(schema.classes) do
+  for field, info in pairs(spec.handlers) do
+    HANDLER_OF[info.event], ARITY[info.event] = field, info.arity
+  end
+end
+
+-- What the object must do when an event arrives, whether or not it has a
+-- handler (net.lua and timer.lua register these).
+local on_event = {}
+dispatch.on_event = on_event
+
+-- Deferred calls: callbacks of the _async methods run from the loop, later.
+local deferred, next_token = {}, 0
+function dispatch.defer(fn)
+  next_token = next_token + 1
+  deferred[next_token] = fn
+  native.defer(next_token)
+end
+
+local running_name  -- the handler being run, for error reports
+
+-- Deliver one event. Runs unprotected: dispatch below catches errors.
+local function deliver(kind, id, a)
+  if kind == CALL then
+    local fn = deferred[id]
+    deferred[id] = nil
+    if fn then
+      running_name = "an _async callback"
+      limits.start()
+      fn()
+      limits.stop()
+    end
+    return
+  end
+  local obj = registry[id]
+  if not obj then return end  -- collected meanwhile
+  local rec = getmetatable_raw(obj)
+  if rec.cut == objects.serial then return end  -- its connection ended in this batch
+  local react = on_event[kind]
+  if react then react(obj, rec, a) end
+  local name = HANDLER_OF[kind]
+  local handler = rec[name]
+  if handler then
+    running_name = name
+    limits.start()
+    -- exactly the documented arguments: varargs and spies see no trailing nil
+    if ARITY[kind] == 1 then handler(obj) else handler(obj, a) end
+    limits.stop()
+  end
+end
+
+local batch, batch_n, next_i = nil, 0, 1
+local batches = 0
+
+local function deliver_rest()
+  while next_i <= batch_n do
+    local i = next_i
+    next_i = i + 3
+    deliver(batch[i], batch[i + 1], batch[i + 2])
+  end
+end
+
+-- The traceback of a handler error, without luanet's own frames: the
+-- script's frames are what its author can act on.
+local function on_error(err)
+  local text = traceback(limits.message(err), 2)
+  text = gsub(text, "\n\t[^\n]*luanet/[%w_]+%.lua:%d+:[^\n]*", "")
+  text = gsub(text, "\n\t%[C%]: in function 'xpcall'", "")
+  return text
+end
+
+local function run(...)
+  local outer, outer_n, outer_i, outer_serial = batch, batch_n, next_i, objects.serial
+  batches = batches + 1
+  objects.serial = batches
+  batch, batch_n, next_i = { ... }, select("#", ...), 1
+  while next_i <= batch_n do
+    running_name = nil
+    local ok, err = xpcall(deliver_rest, on_error)
+    limits.stop()
+    if not ok then
+      native.report_error(running_name and format("in %s: %s", running_name, err) or err)
+    end
+  end
+  batch, batch_n, next_i = outer, outer_n, outer_i
+  objects.serial = outer_serial
+end
+dispatch.run = run
+
+return dispatch
