@@ -84,16 +84,6 @@ local function pending_raise(message)
   error(setmetatable({ message = message }, util.PENDING))
 end
 
-local function serialize(v, depth)
-  depth = depth or 0
-  if type(v) == "string" then return string.format("%q", v) end
-  if type(v) ~= "table" or depth > 3 then return tostring(v) end
-  local parts = {}
-  for k, value in pairs(v) do
-    parts[#parts + 1] = "[" .. serialize(k, depth + 1) .. "] = " .. serialize(value, depth + 1)
-  end
-  return "{" .. concat(parts, ", ") .. "}"
-end
 
 -- A table as penlight's pretty.write shows it (what busted prints for an
 -- error value that is a table without __tostring).
@@ -173,21 +163,14 @@ local file_name = ""
 
 local function parent_of(el) return el.parent end
 
+-- The describe path of el (files and the suite left out), then name.
 local function full_name(el, name)
-  local names = { name }
-  local p = el
-  while p and p.descriptor ~= "file" and p.descriptor ~= "suite" do
-    insert(names, 1, p.name or p.descriptor)
-    p = p.parent
+  local names = {}
+  while el and el.descriptor ~= "file" and el.descriptor ~= "suite" do
+    insert(names, 1, tostring(el.name or el.descriptor))
+    el = el.parent
   end
-  if name == nil then
-    names = {}
-    p = el
-    while p and p.descriptor ~= "file" and p.descriptor ~= "suite" do
-      insert(names, 1, p.name or p.descriptor)
-      p = p.parent
-    end
-  end
+  if name ~= nil then names[#names + 1] = name end
   return concat(names, " ")
 end
 
@@ -285,10 +268,8 @@ local function has_tag(name, tag) return name:find("#" .. tag) ~= nil end
 local function admitted(descriptor, name, trace)
   local text = tostring(name or "")
   local whole = full_name(current, text)
-  if descriptor ~= "describe" or true then
-    for _, tag in ipairs(options.exclude_tags) do
-      if has_tag(text, tag) then return false end
-    end
+  for _, tag in ipairs(options.exclude_tags) do
+    if has_tag(text, tag) then return false end
   end
   if descriptor == "it" or descriptor == "pending" or descriptor == "describe" then
     for _, pattern in ipairs(options.filter_out) do
@@ -710,7 +691,6 @@ local own_modules = {
   ["busted.runner"] = function() return busted_module end,
   ["busted.core"] = busted_module,
   ["busted.init"] = busted_module,
-  ["busted.status"] = nil,
   luassert = assert,
   ["luassert.assert"] = assert,
   ["luassert.assertions"] = true,
@@ -830,7 +810,6 @@ function R.run_file(source, name, reporter)
     return
   end
   file_el.run = chunk
-  local randomize, seed = options.shuffle, options.seed
   local status, err, trace = safe("file", function() execute_block("file", file_el) end, file_el)
   if status ~= "success" then report_error(file_el, "file", err, trace) end
 end
