@@ -43,6 +43,18 @@ ROOT = os.path.dirname(TESTS)
 LUANET_ROOT = os.environ.get("LUANET_FUZZ_ROOT", ROOT)
 
 
+_names = [0]
+
+
+def fresh_localhost() -> str:
+    """"localhost" in a case not used lately: Qt caches host lookups (60 s),
+    and a cached name is "looked up" inside connectToHost(), an IP literal
+    too; a fresh spelling makes Qt look up from its loop, as luanet does."""
+    _names[0] += 1
+    n = _names[0] % 512
+    return "".join(c.upper() if n >> i & 1 else c for i, c in enumerate("localhost"))
+
+
 class Peers:
     """Raw Python ends: a listener for the subject to connect to, a refused
     port, and clients of the subject's server."""
@@ -183,7 +195,7 @@ class QtSide:
         k = op[0]
         if k == "connect":
             port = peers.port if op[1] in ("L", "LH") else peers.refused
-            host = "localhost" if op[1] in ("LH", "REFH") else "127.0.0.1"
+            host = fresh_localhost() if op[1] in ("LH", "REFH") else "127.0.0.1"
             mode = op[2] if op[2] is not None else 3
             if mode & 3 == 0 and not mode & 4:
                 self.results.append("connect=bad-argument")  # luanet: a Lua error (API.md)
@@ -297,7 +309,7 @@ class LuanetSide:
         try:
             if k == "connect":
                 port = peers.port if op[1] in ("L", "LH") else peers.refused
-                host = "localhost" if op[1] in ("LH", "REFH") else "127.0.0.1"
+                host = fresh_localhost() if op[1] in ("LH", "REFH") else "127.0.0.1"
                 self.host.execute("op_connect('%s', %d, %s)" % (host, port, "nil" if op[2] is None else int(op[2])))
             elif k == "write":
                 self.host.execute("op_write(%d)" % op[1])
