@@ -271,7 +271,9 @@ end
 local function identity(state) return state end
 local function negate(state) state.mod = not state.mod; return state end
 
-for _, name in pairs({ "is", "are", "was", "has", "does" }) do
+-- "a", "an" and "the" read well (assert.is_a_string, assert.are_the_same)
+-- and change nothing, as in luassert 1.9.
+for _, name in pairs({ "is", "are", "was", "has", "does", "a", "an", "the" }) do
   assert:register("modifier", name, identity)
 end
 assert:register("modifier", "not", negate)

@@ -134,6 +134,7 @@ end
 
 local function fmt_matcher(v)
   if not match.is_matcher(v) then return end
+  if rawequal(v, match._) then return "(matcher) _ *anything*" end
   return format("(matcher) %s%s(%s)", v.mod and "is." or "no.", tostring(v.name),
                 formatted_list(v.arguments))
 end
