@@ -231,6 +231,13 @@ local function recorder(name, hname)
     elseif hname == "about_to_close_handler" then
       l.atc = (l.atc or 0) + 1
       if l.atc > 1 then viol(string.format("about-to-close-twice: %s gen %d", name, F.gen[name] or 0)) end
+    elseif hname == "disconnected_handler" and l.prev_may_disc and not l.connected then
+      -- connect() inside state_changed_handler(UNCONNECTED): the ended
+      -- connection's own disconnected_handler still follows, as in Qt
+      local p = F.log[name][l.prev_may_disc]
+      l.prev_may_disc = nil
+      p.disc = p.disc + 1
+      if p.disc > 1 then viol(string.format("disconnected-twice: %s gen %d", name, l.prev_may_disc or -1)) end
     elseif hname == "disconnected_handler" then
       l.disc = l.disc + 1
       if l.disc > 1 then viol(string.format("disconnected-twice: %s gen %d", name, F.gen[name] or 0)) end
@@ -254,7 +261,13 @@ local function recorder(name, hname)
     end
     snap_ports(name, s)
     local action = F.act[name] and F.act[name][hname]
-    if action then act(name, s, action) end
+    if action then
+      local g = F.gen[name] or 0
+      local ending = hname == "state_changed_handler" and a == S.UNCONNECTED_STATE
+          and l.connected and l.disc == 0 and not l.aborted
+      act(name, s, action)
+      if ending and (F.gen[name] or 0) > g then cur(name).prev_may_disc = g end
+    end
   end
 end
 

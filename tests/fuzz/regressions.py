@@ -117,4 +117,13 @@ REGRESSIONS = [
         "bug": "issue 9: bytes written while looking up, then close(), are sent on the next connection",
         "open": True,
     },
+    {
+        "name": "failed-connect-drops-input-then-later-bytes-arrive",
+        "cls": "received-not-prefix",
+        "steps": [["connect", "c0", "L1", None], ["pconnect", "s0"], ["run", 0.005], ["psend", 1, 20],
+                  ["run", 0.001], ["connect", "c0", "pneg", 3], ["psend", 1, 20], ["run", 0.05]],
+        "bug": "issue 9: a connect() that fails its argument check (port -1) empties the unread input, "
+               "so what the script reads later is not what the peer sent",
+        "open": True,
+    },
 ]
