@@ -975,3 +975,43 @@ def test_reconnect_example_backs_off_reconnects_and_heartbeats():
         device.close()
     finally:
         proc.kill()
+
+
+STRESS = os.environ.get("LUANET_STRESS") == "1"
+
+
+@pytest.mark.stress
+@needs("grace")
+@pytest.mark.parametrize("rate,grace,all_delivered", [(None, "10", True), (2 << 20, "1", False)])
+def test_sigterm_during_a_big_reply_to_a_slow_reader(script, rate, grace, all_delivered):
+    """The issue's case: SIGTERM while a 50 MiB reply (8 MiB in `make test`)
+    is on its way to a reader that reads slowly. Either every byte arrives
+    (exit 0), or what could not be sent within the grace is counted on
+    stderr (exit 1): what arrived plus what was counted is the whole reply."""
+    mib = 50 if STRESS else 8
+    proc, client = start_big_writer(script, mib, "--grace", grace)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        got = 0
+        while True:
+            try:
+                data = client.recv(1 << 16)
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            got += len(data)
+            if rate:
+                time.sleep(len(data) / rate)
+        code = proc.wait(60)
+        err = proc.stderr.read()
+        found = DISCARDED.search(err)
+        discarded = int(found.group(1)) if found else 0
+        assert got + discarded == mib << 20, (got, discarded, err)
+        if all_delivered:
+            assert code == 0 and discarded == 0, err
+        else:
+            assert code == 1 and discarded > 0, err
+    finally:
+        client.close()
+        proc.kill()
