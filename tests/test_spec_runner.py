@@ -341,6 +341,29 @@ def test_specs_are_trusted_by_default_and_sandboxed_on_request(tmp_path):
     assert got["is sandboxed"] == ("success", "")
 
 
+@pytest.mark.parametrize("version", ["5.4", "5.1"])
+def test_io_popen_reads_and_writes_through_a_shell(tmp_path, version):
+    path = write(tmp_path, "popen_spec.lua", """
+    it("reads", function()
+      local p = assert(io.popen("echo out; echo err 1>&2; exit 3"))
+      assert.are.equal("out\\n", p:read("*a"))
+      local ok, what, code = p:close()
+      if _VERSION ~= "Lua 5.1" then assert.are.same({ nil, "exit", 3 }, { ok, what, code }) end
+      local lines = {}
+      for line in io.popen("printf 'a\\nb\\n'"):lines() do lines[#lines + 1] = line end
+      assert.are.same({ "a", "b" }, lines)
+    end)
+    it("writes", function()
+      local p = assert(io.popen("cat > written.txt", "w"))
+      p:write("data")
+      p:close()
+      assert.are.equal("data", io.open("written.txt"):read("*a"))
+    end)
+    """)
+    got = results(path, version)
+    assert got == {"reads": ("success", ""), "writes": ("success", "")}, got
+
+
 LFS = Path("/usr/lib/x86_64-linux-gnu/lua/5.4/lfs.so")
 
 

@@ -768,9 +768,59 @@ local function posix_execute()
   end
 end
 
+-- lupa's Lua 5.1-5.5 is built without popen ("'popen' not supported"):
+-- specs that read a command's output get io.popen made of os.execute and a
+-- temporary file (the command runs to its end first; close() gives its exit
+-- status). LuaJIT's own popen is kept.
+local function popen_fallback()
+  local io, os = rawget(G, "io"), rawget(G, "os")
+  if not (io and io.popen and os and os.execute and os.tmpname) then return end
+  if package.config:sub(1, 1) ~= "/" then return end
+  local real_popen, execute, open, tmpname, remove = io.popen, os.execute, io.open, os.tmpname, os.remove
+  local function quote(path) return "'" .. path:gsub("'", "'\\''") .. "'" end
+  local Pipe = {}
+  Pipe.__index = Pipe
+  function Pipe:read(...) return self.file:read(...) end
+  function Pipe:lines(...) return self.file:lines(...) end
+  function Pipe:write(...) self.file:write(...); return self end
+  function Pipe:flush() return self.file:flush() end
+  function Pipe:seek(...) return self.file:seek(...) end
+  function Pipe:setvbuf(...) return self.file:setvbuf(...) end
+  function Pipe:close()
+    if self.closed then error("attempt to use a closed file", 2) end
+    self.closed = true
+    self.file:close()
+    local status = self.status
+    if self.command then  -- "w": the command reads what was written
+      status = { execute(self.command .. " < " .. quote(self.path)) }
+    end
+    remove(self.path)
+    if G._VERSION == "Lua 5.1" then return true end  -- 5.1's close gives no status
+    return unpack(status)
+  end
+  Pipe.__tostring = function(p) return "file (" .. (p.closed and "closed" or tostring(p.file)) .. ")" end
+  io.popen = function(command, mode)
+    local ok, pipe, message = pcall(real_popen, command, mode)
+    if ok then return pipe, message end
+    if not tostring(pipe):find("not supported", 1, true) then error(pipe, 2) end
+    mode = mode or "r"
+    local path = tmpname()
+    if mode:sub(1, 1) == "w" then
+      local file, err = open(path, "w")
+      if not file then return nil, err end
+      return setmetatable({ file = file, path = path, command = "(" .. command .. "\n)" }, Pipe)
+    end
+    local status = { execute("(" .. command .. "\n) > " .. quote(path)) }
+    local file, err = open(path, "r")
+    if not file then remove(path); return nil, err end
+    return setmetatable({ file = file, path = path, status = status }, Pipe)
+  end
+end
+
 function R.install()
   compat()
   posix_execute()
+  popen_fallback()
   local loaded = package.loaded
   for name, value in pairs(own_modules) do loaded[name] = value end
 end
