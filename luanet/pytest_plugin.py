@@ -31,7 +31,7 @@ import os
 import random
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import pytest
 
@@ -174,8 +174,9 @@ class LuaSpecFile(pytest.File):
         super().__init__(*args, **kwargs)
         self._results: Dict[str, Dict[Tuple[str, int], SpecResult]] = {}
         self._errors: Dict[str, List[SpecResult]] = {}
+        self._listed_errors: Set[Tuple[str, str, int]] = set()
 
-    def collect(self) -> Iterator["LuaSpecItem"]:
+    def collect(self) -> Iterator[pytest.Item]:
         versions = spec_versions(self.config)
         base = spec_options(self.config)
         for version in versions:
@@ -183,11 +184,16 @@ class LuaSpecFile(pytest.File):
             options.list = True
             results = _worker(self.config, version).run_file(self.path, options)
             errors = [r for r in results if r.kind == "error"]
-            if errors:
+            tests = [r for r in results if r.kind == "list"]
+            if errors and not tests:
                 raise self.CollectError(f"{self.path} [Lua {version}]:\n" + "\n\n".join(
                     f"{r.name}\n{r.message}" for r in errors))
-            tests = [r for r in results if r.kind == "list"]
             prefix = f"[{version}] " if len(versions) > 1 else ""
+            for error in errors:
+                # A describe body that fails: busted reports it and runs the rest.
+                self._listed_errors.add((version, error.name, error.line))
+                yield LuaSpecError.from_parent(self, name=f"{prefix}{error.name} (error)",
+                                               error=error)
             # pytest needs unique names; two `it`s may share one.
             seen = Counter(t.name for t in tests)
             occurrence: "Counter[str]" = Counter()
@@ -228,9 +234,30 @@ class LuaSpecFile(pytest.File):
         errors, self._errors = self._errors, {}
         self._results = {}
         text = "\n\n".join(f"[Lua {version}] {e.file}:{e.line}: {e.name}\n{e.message}"
-                            for version, found in errors.items() for e in found)
+                            for version, found in errors.items() for e in found
+                            if (version, e.name, e.line) not in self._listed_errors)
         if text:
             pytest.fail(text, pytrace=False)
+
+
+class LuaSpecError(pytest.Item):
+    """An error outside any test found while listing a file (a describe body
+    that raises): one failing item, the file's other tests still run."""
+
+    def __init__(self, *, error: SpecResult, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.error = error
+
+    def runtest(self) -> None:
+        raise SpecFailed(self.error)
+
+    def repr_failure(self, excinfo: Any, style: Any = None) -> Any:
+        if isinstance(excinfo.value, SpecFailed):
+            return f"error: {excinfo.value.result.message}"
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self) -> Tuple[Any, int, str]:
+        return self.path, max(self.error.line - 1, 0), self.name
 
 
 class LuaSpecItem(pytest.Item):

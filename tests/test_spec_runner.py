@@ -673,6 +673,16 @@ def test_pytest_runs_only_the_selected_items(pytester):
     assert not (pytester.path / "ran.txt").exists()
 
 
+def test_pytest_reports_a_failing_describe_body_and_runs_the_rest(pytester):
+    pytester.makefile(".lua", body_spec=lua("""
+    describe("broken", function() error("body fails") end)
+    describe("fine", function() it("runs", function() end) end)
+    """))
+    result = pytester.runpytest("-v", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*body_spec.lua::broken (error) FAILED*", "*body fails*"])
+
+
 def test_pytest_reports_a_broken_spec_file(pytester):
     pytester.makefile(".lua", broken_spec="describe('x', function(\n")
     result = pytester.runpytest("-p", "no:cacheprovider")
