@@ -53,9 +53,11 @@ Arguments:
 
 Options:
   --lua VERSION         Lua to run: {VERSIONS} (default 5.4)
-  --sandbox             run the script sandboxed, as LuaHost and `luanet spec`
-                        do: no io, os.execute, C modules, binary chunks,
-                        debug library (see "Why unsandboxed" below)
+  --sandbox             run the script sandboxed, as LuaHost does by default
+                        (and `luanet spec --sandbox`): no io, os.execute, C
+                        modules, binary chunks, debug library; `require`
+                        loads Lua source from --lua-path only (see "Why
+                        unsandboxed" below)
   --bind ADDRESS        every listen() binds only this address: 127.0.0.1, ::1
                         or a host name such as localhost (resolved once at
                         start; its IPv4 address is preferred)
@@ -103,10 +105,12 @@ bytes were discarded at shutdown; 2 for a usage error; 130 when ended at once.
 Why unsandboxed:
   `luanet run` runs a script you chose to run, like `lua script.lua` or
   `node server.js`: the script is trusted, and gets the whole standard library
-  (io, os, package.path, LUA_PATH, C modules). LuaHost and `luanet spec` are
-  sandboxed by default because a Python program embedding plugins, or a test
-  run, must not be reachable by the scripts it loads. Use --sandbox (with
-  --time-limit and --max-memory) to run a script you do not trust.
+  (io, os, package.path, LUA_PATH, C modules). So do `luanet spec` (like
+  busted) and `luanet-lua`. LuaHost is sandboxed by default because a Python
+  program that embeds plugins must not be reachable by the scripts it loads;
+  `luanet spec --sandbox` tests a script the way such a host runs it. Use
+  --sandbox (with --time-limit and --max-memory) to run a script you do not
+  trust.
 """
 
 
