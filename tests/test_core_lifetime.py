@@ -598,6 +598,50 @@ def test_write_only_sockets_do_not_read(loop):
         ls.close()
 
 
+def test_abort_before_connected_was_delivered_reports_no_disconnect(loop):
+    # the kernel connected, but the owner has not seen CONNECTED yet: for
+    # the owner the socket never connected
+    ls, port = py_server()
+    try:
+        rec = Recorder()
+        sock = TcpSocket(EventQueue(loop), rec)
+        assert sock.connect("127.0.0.1", port)
+        done = loop.create_future()
+
+        def watch():  # runs every loop iteration, ahead of the posted events
+            if sock.state == CONNECTED:
+                sock.abort()
+                done.set_result("CONNECTED" in rec.names())
+            else:
+                loop.call_soon(watch)
+        loop.call_soon(watch)
+        if loop.run_until_complete(asyncio.wait_for(done, SAFETY)):
+            pytest.skip("CONNECTED was delivered before the abort")
+        settle(loop)
+        assert "CONNECTED" not in rec.names()
+        assert "DISCONNECTED" not in rec.names()
+        assert rec.names()[-2:] == ["ABOUT_TO_CLOSE", "STATE_CHANGED UNCONNECTED"]
+    finally:
+        ls.close()
+
+
+def test_events_of_an_aborted_attempt_do_not_follow_a_new_connect(loop):
+    ls, port = py_server()
+    try:
+        rec = Recorder()
+        sock = TcpSocket(EventQueue(loop), rec)
+        assert sock.connect("127.0.0.1", port)
+        sock.abort()
+        assert sock.connect("127.0.0.1", port)
+        sock.close()
+        run_until(loop, lambda: "DISCONNECTED" in rec.names(), "the close")
+        names = rec.names()
+        assert names.count("ABOUT_TO_CLOSE") == 1, names  # the second connection's
+        assert names.index("ABOUT_TO_CLOSE") > names.index("STATE_CHANGED HOST_LOOKUP")
+    finally:
+        ls.close()
+
+
 # ---------------------------------------------------------------- cascades
 
 @pytest.mark.parametrize("order", ["connect-abort", "abort-connect"])

@@ -11,11 +11,12 @@ it changed, so after ``abort()``, after a close completes, or after a new
 ``connect()`` nothing of the old connection reaches the listener (its unread
 bytes are dropped with it, its pending writes discarded). The events a change
 itself reports (the final STATE_CHANGED, DISCONNECTED) are posted under the new
-value. STATE_CHANGED and ABOUT_TO_CLOSE carry ``_sgen`` instead, which only
-``abort()`` changes: a state change is history (bind() then connect() reports
-BOUND then HOST_LOOKUP), but what an aborted attempt announced goes with it.
-That bounds what handlers can make the loop do: handlers that connect and
-abort in a cycle leave only the events since the last abort() alive.
+value. STATE_CHANGED carries ``_sgen`` instead, which only ``abort()``
+changes: a state change is history (bind() then connect() reports BOUND then
+HOST_LOOKUP), but what an aborted attempt announced goes with it. That bounds
+what handlers can make the loop do: handlers that connect and abort in a cycle
+leave only the events since the last abort() alive. An abort() before the
+owner got CONNECTED ends what is, for the owner, an attempt: no DISCONNECTED.
 
 Descriptors are ours until closed: connecting is a plain non-blocking
 ``connect`` watched with add_writer, and the writer is removed before the
@@ -63,6 +64,7 @@ BOUND = SocketState.BOUND
 CLOSING = SocketState.CLOSING
 
 _SC = Event.STATE_CHANGED
+_CONNECTED_EVENT = Event.CONNECTED
 
 # state -> {what happened: (new state, events reported, in this order)}.
 # STATE_CHANGED carries the new state; ERROR the code given to _change().
@@ -80,12 +82,16 @@ TRANSITIONS: Dict[SocketState, Dict[str, Tuple[SocketState, Tuple[Event, ...]]]]
     CONNECTING: {"connected": (CONNECTED, (_SC, Event.CONNECTED)),
                  "fail": (UNCONNECTED, (_SC, Event.ERROR)),
                  "abort": (UNCONNECTED, (_SC,))},
-    # abort() of a connection that existed reports its end as Qt does
-    # (about_to_close, state 0, disconnected); nothing of it comes after.
+    # abort() of a connection the owner saw connect reports its end as Qt
+    # does (about_to_close, state 0, disconnected); nothing of it comes after.
+    # "cancel": abort() before CONNECTED reached the owner (it was still
+    # posted): for the owner the socket never connected.
     CONNECTED: {"close": (CLOSING, (_SC,)),
-                "abort": (UNCONNECTED, (_SC, Event.DISCONNECTED))},
+                "abort": (UNCONNECTED, (_SC, Event.DISCONNECTED)),
+                "cancel": (UNCONNECTED, (_SC,))},
     CLOSING: {"closed": (UNCONNECTED, (_SC, Event.DISCONNECTED)),
-              "abort": (UNCONNECTED, (_SC, Event.DISCONNECTED))},
+              "abort": (UNCONNECTED, (_SC, Event.DISCONNECTED)),
+              "cancel": (UNCONNECTED, (_SC,))},
 }
 
 # Why reading is paused (bits of _pauses): it resumes only when none holds.
@@ -181,7 +187,7 @@ class TcpSocket(asyncio.Protocol):
         "_read_limit", "_read_buffer_size", "_budget", "_wheld", "_wpaused", "_rslow",
         "_attached", "_early_end", "_closing_remote", "_written_total",
         "_written_reported", "_written_sent", "_written_posted", "notify_bytes_written",
-        "_gen", "_sgen", "_lookup", "_addrs", "_csock", "_attempt", "_making", "_last_exc",
+        "_gen", "_sgen", "_seen", "_lookup", "_addrs", "_csock", "_attempt", "_making", "_last_exc",
         "_close_pending", "_bound", "_pre_connect", "_connecting", "_local",
         "_remote", "server",
     )
@@ -221,7 +227,8 @@ class TcpSocket(asyncio.Protocol):
         self._written_posted = False
         self.notify_bytes_written = False
         self._gen = 0  # the connection; steps posted under another value are stale
-        self._sgen = 0  # abort()s: STATE_CHANGED and ABOUT_TO_CLOSE posted before are stale
+        self._sgen = 0  # abort()s: STATE_CHANGED posted before is stale
+        self._seen = False  # the owner got CONNECTED (or took an accepted connection)
         self._lookup: Optional[asyncio.Future[Any] | asyncio.Handle] = None  # lookup under way
         self._addrs: Optional[List[Tuple[int, Any]]] = None  # addresses still to try
         self._csock: Optional[_socket.socket] = None  # connecting, watched by add_writer
@@ -244,11 +251,13 @@ class TcpSocket(asyncio.Protocol):
         listener = self.listener
         if listener is None:
             return
-        if event is _SC or event is _ABOUT_TO_CLOSE:
+        if event is _SC:
             if sgen != self._sgen:
                 return
         elif gen != self._gen:
             return
+        elif event is _CONNECTED_EVENT:
+            self._seen = True
         listener(self, event, a, b)
 
     def _post(self, event: int, a: object = None, b: object = None) -> None:
@@ -265,6 +274,7 @@ class TcpSocket(asyncio.Protocol):
     def _new_connection(self) -> None:
         """Whatever was posted for the connection so far is stale from now on."""
         self._gen += 1
+        self._seen = False
         self._written_total = self._written_reported = self._written_sent = 0
         self._written_posted = False
         self._closing_remote = False
@@ -421,6 +431,7 @@ class TcpSocket(asyncio.Protocol):
             if self.open_mode == 0:
                 self.open_mode = 3
             self._rslow = self._budget is not None or not self.open_mode & MODE_READ
+            self._seen = True
             self._change("accept")
             return
         self._connecting = False
@@ -910,6 +921,7 @@ class TcpSocket(asyncio.Protocol):
         """Close now: unsent data is discarded, unread data dropped, and
         nothing already posted for this connection is reported any more."""
         was = self.state
+        seen = self._seen
         self._new_connection()
         self._sgen += 1
         transport, self._transport = self._transport, None
@@ -930,7 +942,8 @@ class TcpSocket(asyncio.Protocol):
             self.open_mode = 0
             self._post(Event.ABOUT_TO_CLOSE)  # abort() closes the device, as Qt
         if was is not UNCONNECTED:
-            self._change("abort")
+            self._change("abort" if seen or (was is not CONNECTED and was is not CLOSING)
+                         else "cancel")
         self._forget()
 
     def release(self) -> None:
