@@ -364,6 +364,21 @@ def test_io_popen_reads_and_writes_through_a_shell(tmp_path, version):
     assert got == {"reads": ("success", ""), "writes": ("success", "")}, got
 
 
+@pytest.mark.parametrize("version", ["5.1", "luajit", "5.4"])
+def test_what_busted_adds_to_older_luas_is_there(tmp_path, version):
+    write(tmp_path, "src/found.lua", "return 1\n")
+    path = write(tmp_path, "compat_spec.lua", """
+    it("has penlight's compat functions, as under busted", function()
+      assert.are.same({ n = 2, 1, 2 }, table.pack(1, 2))
+      assert.are.equal(3, select("#", table.unpack({ 1, 2, 3 })))
+      assert.are.equal("./src/found.lua", package.searchpath("found", "./lib/?.lua;./src/?.lua"))
+      assert.is_nil(package.searchpath("missing", "./src/?.lua"))
+      assert.is_function(warn)
+    end)
+    """)
+    assert results(path, version) == {"has penlight's compat functions, as under busted": ("success", "")}
+
+
 LFS = Path("/usr/lib/x86_64-linux-gnu/lua/5.4/lfs.so")
 
 

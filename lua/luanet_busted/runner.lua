@@ -817,8 +817,48 @@ local function popen_fallback()
   end
 end
 
+-- What specs find under busted on Lua 5.1-5.3 and LuaJIT although their Lua
+-- lacks it: busted loads penlight, whose compat layer adds table.pack,
+-- table.unpack, package.searchpath and warn to the shared globals.
+local function busted_compat()
+  local table = G.table
+  table.pack = table.pack or function(...) return { n = select("#", ...), ... } end
+  table.unpack = table.unpack or rawget(G, "unpack")
+  local io = rawget(G, "io")
+  if package.searchpath == nil and io and io.open then
+    package.searchpath = function(name, path, sep, rep)
+      for i, v in ipairs({ name, path }) do
+        if type(v) ~= "string" then
+          error(("bad argument #%d to 'searchpath' (string expected, got %s)"):format(i, type(v)), 2)
+        end
+      end
+      sep, rep = sep or ".", rep or package.config:sub(1, 1)
+      if sep ~= "" then name = name:gsub("%" .. sep:sub(1, 1) .. (sep:sub(2):gsub("%p", "%%%0")), rep) end
+      local tried = {}
+      for template in path:gmatch("[^;]+") do
+        local candidate = template:gsub("%?", (name:gsub("%%", "%%%%")))
+        local file = io.open(candidate, "r")
+        if file then file:close(); return candidate end
+        tried[#tried + 1] = "\n\tno file '" .. candidate .. "'"
+      end
+      return nil, concat(tried)
+    end
+  end
+  if rawget(G, "warn") == nil then
+    local on = false
+    rawset(G, "warn", function(first, ...)
+      if type(first) == "string" and first:sub(1, 1) == "@" then
+        if first == "@on" then on = true elseif first == "@off" then on = false end
+        return
+      end
+      if on and io and io.stderr then io.stderr:write("Lua warning: ", first, ...); io.stderr:write("\n") end
+    end)
+  end
+end
+
 function R.install()
   compat()
+  busted_compat()
   posix_execute()
   popen_fallback()
   local loaded = package.loaded
