@@ -11,9 +11,11 @@ it changed, so after ``abort()``, after a close completes, or after a new
 ``connect()`` nothing of the old connection reaches the listener (its unread
 bytes are dropped with it, its pending writes discarded). The events a change
 itself reports (the final STATE_CHANGED, DISCONNECTED) are posted under the new
-value. STATE_CHANGED carries ``_sgen`` instead, which only ``abort()``
-changes: a state change is history (bind() then connect() reports BOUND then
-HOST_LOOKUP), but what an aborted attempt announced goes with it. That bounds
+value. STATE_CHANGED and ABOUT_TO_CLOSE carry ``_sgen`` instead, which only
+``abort()`` changes: they are history, in Qt's order (bind() then connect()
+reports BOUND then HOST_LOOKUP; abort() then connect() reports about_to_close
+and UNCONNECTED before HOST_LOOKUP), but what an aborted attempt announced
+goes with it. That bounds
 what handlers can make the loop do: handlers that connect and abort in a cycle
 leave only the events since the last abort() alive. An abort() before the
 owner got CONNECTED ends what is, for the owner, an attempt: no DISCONNECTED.
@@ -251,7 +253,7 @@ class TcpSocket(asyncio.Protocol):
         listener = self.listener
         if listener is None:
             return
-        if event is _SC:
+        if event is _SC or event is _ABOUT_TO_CLOSE:
             if sgen != self._sgen:
                 return
         elif gen != self._gen:
