@@ -281,7 +281,7 @@ def _host_has():
         "read_buffer_size": "read_buffer_size" in params,
         "interrupt": hasattr(LuaHost, "interrupt"),
         "grace": "grace" in inspect.signature(LuaHost.close).parameters,
-        "table": hasattr(LuaHost, "table") and callable(getattr(LuaHost, "table")),
+        "table": callable(getattr(LuaHost, "table", None)),
     }
     try:
         with LuaHost() as host:
@@ -847,7 +847,7 @@ def test_nc_against_examples_http():
     proc, out = start_example("http.lua")
     try:
         port = int(re.search(rb"port (\d+)", out.wait_for(b"port")).group(1))
-        for n in (1, 2):
+        for _ in (1, 2):
             # -N: shut the sending side down at EOF of stdin (netcat-openbsd), as a
             # user piping a request in does; the reply ends with the server's close
             got = subprocess.run(["nc", "-N", "127.0.0.1", str(port)],
@@ -931,7 +931,7 @@ def test_chat_drops_a_member_that_never_reads(lua):
         for n in range(16):
             talker.sendall(line * 1024)
             talker.sendall(b"mark %d\n" % n)
-            wait_for(lambda: listener.saw(b"mark %d" % n), what=f"mark {n} at the listener")
+            wait_for(lambda n=n: listener.saw(b"mark %d" % n), what=f"mark {n} at the listener")
         assert not listener.closed
         assert rss_kib(proc.pid) - before < 12 * 1024
         proc.send_signal(signal.SIGTERM)
