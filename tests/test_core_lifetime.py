@@ -644,6 +644,29 @@ def test_abort_then_connect_reports_the_end_before_the_new_start(loop):
         ls.close()
 
 
+def test_connection_number_changes_when_a_connection_starts_or_ends(loop):
+    ls, port = py_server()
+    try:
+        sock, _ = client(loop, port)
+        conn = accept(loop, ls)
+        first = sock.connection
+        sock.write(b"x")
+        assert sock.connection == first
+        sock.disconnect()
+        assert sock.connection == first  # closing: still the same connection
+        run_until(loop, lambda: sock.state == U, "closed")
+        closed = sock.connection
+        assert closed != first
+        assert sock.connect("127.0.0.1", port)
+        assert sock.connection != closed
+        started = sock.connection
+        sock.abort()
+        assert sock.connection != started
+        conn.close()
+    finally:
+        ls.close()
+
+
 # ---------------------------------------------------------------- cascades
 
 @pytest.mark.parametrize("order", ["connect-abort", "abort-connect"])
