@@ -77,6 +77,19 @@ local function cur(name)
 end
 F.cur = cur
 
+-- sockets replaced under their name: what their late callbacks belong to
+F.old = setmetatable({}, { __mode = "k" })
+
+local function gen_of(name, sock)
+  if sock == F.sock[name] then return F.gen[name] or 0 end
+  return F.old[sock]
+end
+
+local function log_of(name, g)
+  local per = F.log[name]
+  return per and per[g]
+end
+
 local function new_gen(name)
   F.gen[name] = (F.gen[name] or 0) + 1
   return cur(name)
@@ -102,7 +115,7 @@ function F.snap()
   for name, s in pairs(F.sock) do snap_ports(name, s) end
 end
 
-local function record_read(name, data, how)
+local function record_read(name, data, how, l)
   if data == nil then return end
   if type(data) == "table" then
     local parts = {}
@@ -114,10 +127,11 @@ local function record_read(name, data, how)
     return
   end
   if #data > 0 then
-    local l = cur(name)
+    local current = l == nil
+    l = l or cur(name)
     l.r[#l.r + 1] = data
     l.nread = l.nread + #data
-    snap_ports(name, F.sock[name])
+    if current then snap_ports(name, F.sock[name]) end
   end
 end
 
@@ -139,8 +153,9 @@ function F.read_async(name, how, max)
   local cb = function(sock, result, err)
     if err ~= nil then note_error(how .. "_async cb", err) end
     check_value(how .. "_async result", result)
-    if sock ~= F.sock[name] then return end  -- the name was given to a new socket meanwhile
-    record_read(name, result, how .. "_async")
+    local g = gen_of(name, sock)  -- the name may have been given to a new socket meanwhile
+    local l = g and log_of(name, g)
+    if l then record_read(name, result, how .. "_async", l) end
   end
   if max then call(how .. "_async", s[how .. "_async"], s, max, cb)
   else call(how .. "_async", s[how .. "_async"], s, cb) end
@@ -189,9 +204,9 @@ function F.write(name, size, as_bytes, async)
     -- the bytes belong to whatever connection is current when it runs
     call(fname .. "_async", s[fname .. "_async"], s, arg, function(sock, n, err)
       if err ~= nil then note_error(fname .. "_async cb", err) end
-      if sock ~= F.sock[name] then return end
-      l = cur(name)
-      account(n)
+      local g = gen_of(name, sock)
+      l = g and log_of(name, g)
+      if l then account(n) end
     end)
   else
     local ok, n = call(fname, s[fname], s, arg)
@@ -223,11 +238,18 @@ local function recorder(name, hname)
       -- Qt: abort() of a connected socket ends it with one disconnected(), its own
       l.abort_may_disconnect = false
     elseif l.aborted and (hname == "ready_read_handler" or hname == "bytes_written_handler"
-        or hname == "error_handler" or hname == "disconnected_handler") then
+        or (hname == "error_handler" and not l.aborted_then_op) or hname == "disconnected_handler") then
       viol(string.format("event-after-abort: %s on %s gen %d after abort()", hname, name, F.gen[name] or 0))
     end
     if hname == "connected_handler" then
       l.connected = true
+    elseif hname == "about_to_close_handler" and l.prev_atc then
+      -- the about_to_close of the previous connection's close()/abort(), which
+      -- Qt runs inside that call: it may follow a connect() made right after
+      local p = F.log[name][l.prev_atc]
+      l.prev_atc = nil
+      p.atc = (p.atc or 0) + 1
+      if p.atc > 1 then viol(string.format("about-to-close-twice: %s gen %d", name, F.gen[name] - 1)) end
     elseif hname == "about_to_close_handler" then
       l.atc = (l.atc or 0) + 1
       if l.atc > 1 then viol(string.format("about-to-close-twice: %s gen %d", name, F.gen[name] or 0)) end
@@ -299,6 +321,7 @@ end
 function F.new_socket(name)
   local ok, s = call("TcpSocket.new", S.new)
   if ok then
+    if F.sock[name] then F.old[F.sock[name]] = F.gen[name] or 0 end
     install(name, s)
     new_gen(name)  -- a new object: nothing of the old one's connections
   end
@@ -310,8 +333,13 @@ function F.connect(name, host, port, mode)
   local ok, res
   if mode then ok, res = call("connect", s.connect, s, host, port, mode)
   else ok, res = call("connect", s.connect, s, host, port) end
+  local old = cur(name)
+  old.aborted_then_op = true
   if ok and res == true then
-    new_gen(name)
+    local g = F.gen[name] or 0
+    local l = new_gen(name)
+    l.mode = mode or 3
+    if old.closed_open and (old.atc or 0) == 0 then l.prev_atc = g end
     if F.sock[name] ~= s then return end
     snap_ports(name, s)
   elseif ok and res ~= false then
@@ -333,6 +361,7 @@ function F.close(name)
   local before = #l.ev
   local was = s.state
   l.closed_by_script = true
+  if s.is_open then l.closed_open = true end
   call("close", s.close, s)
   local n = s.bytes_available
   if n ~= 0 then viol(string.format("close-keeps-bytes: bytes_available %s right after close()", tostring(n))) end
@@ -346,6 +375,7 @@ function F.abort(name)
   if not l.aborted then
     l.abort_may_disconnect = (st == S.CONNECTED_STATE or st == S.CLOSING_STATE) and l.disc == 0
   end
+  if s.is_open then l.closed_open = true end
   call("abort", s.abort, s)
   l.aborted = true
   local n = s.bytes_available
@@ -355,6 +385,7 @@ end
 function F.bind(name, port, async)
   local s = F.sock[name]
   if not s then return end
+  cur(name).aborted_then_op = true  -- a bind error after abort() is bind's, not the connection's
   if async then
     call("bind_async", s.bind_async, s, port, function(_, r, err)
       check_value("bind_async result", r)
@@ -477,7 +508,7 @@ function F.rows()
                           connected = l.connected, lport = l.lport, rport = l.rport,
                           closed_by_script = l.closed_by_script, blind = table.concat(blind, ","),
                           accepted = l.accepted, late_write = l.late_write or 0,
-                          current = (F.gen[name] == g) }
+                          current = (F.gen[name] == g), readable = (l.mode or 3) % 2 == 1 }
     end
   end
   return rows

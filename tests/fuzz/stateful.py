@@ -457,7 +457,10 @@ class Run:
         for i in range(1, n + 1):
             self.check_text("error seen in Lua", h.eval("F.errs[%d]" % i).decode("latin-1"))
         for msg in self.handler_errors:
-            self.check_text("on_error", msg if isinstance(msg, str) else repr(msg))
+            text = msg if isinstance(msg, str) else repr(msg)
+            self.check_text("on_error", text)
+            if "fuzz handler error" not in text and "fuzz new_connection_handler error" not in text:
+                self.viol("unexpected-handler-error: %s" % text[:300])
         rows = []
         for _, t in h.eval("F.rows()").items():
             row = {}
@@ -524,7 +527,7 @@ class Run:
         # nor aborted has read all its Python peer sent (peer not reset/closed)
         for e in ends:
             r = e.get("lua")
-            if not r or not r["current"] or r["aborted"] or r["closed_by_script"]:
+            if not r or not r["current"] or r["aborted"] or r["closed_by_script"] or not r["readable"]:
                 continue
             for c in partners(e):
                 p = c.get("peer")
