@@ -856,7 +856,35 @@ local function busted_compat()
   end
 end
 
+-- LuaJIT's ffi refuses to define a C type twice, which specs that run a
+-- definition in each test do; busted makes ffi.cdef, ffi.typeof and
+-- ffi.metatype answer a repeated first argument from what it gave before.
+local function ffi_repeatable()
+  if not jit then return end
+  local ok, ffi = pcall(G.require or function() end, "ffi")
+  if not ok or type(ffi) ~= "table" then return end
+  local function remembering(name, keep_result)
+    local original, seen = ffi[name], {}
+    ffi[name] = function(first, ...)
+      local known = seen[first]
+      if known ~= nil then
+        if keep_result then return known end
+        return
+      end
+      local called, result, message = pcall(original, first, ...)
+      if not called then error(result, 2) end
+      if keep_result and not result then return result, message end
+      seen[first] = keep_result and result or true
+      return result
+    end
+  end
+  remembering("cdef", false)
+  remembering("typeof", true)
+  remembering("metatype", true)
+end
+
 function R.install()
+  ffi_repeatable()
   compat()
   busted_compat()
   posix_execute()
