@@ -379,6 +379,18 @@ def test_what_busted_adds_to_older_luas_is_there(tmp_path, version):
     assert results(path, version) == {"has penlight's compat functions, as under busted": ("success", "")}
 
 
+def test_luajit_ffi_definitions_can_repeat(tmp_path):
+    path = write(tmp_path, "ffi_spec.lua", """
+    local ffi = require "ffi"
+    it("defines", function() ffi.cdef("typedef struct { int a; } luanet_probe_t;") end)
+    it("defines again", function()
+      ffi.cdef("typedef struct { int a; } luanet_probe_t;")
+      assert.are.equal(ffi.typeof("luanet_probe_t"), ffi.typeof("luanet_probe_t"))
+    end)
+    """)
+    assert set(results(path, "luajit").values()) == {("success", "")}
+
+
 LFS = Path("/usr/lib/x86_64-linux-gnu/lua/5.4/lfs.so")
 
 
