@@ -308,10 +308,12 @@ class SignalWatch:
     process exits at once with 130. A second signal exits at once too."""
 
     STUCK = 3.0
+    TELL_AFTER = 1.0  # closing for longer than this after the signal: say so
     EXIT_AT_ONCE = 130
     SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
-    def __init__(self) -> None:
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
         self.fired = threading.Event()
         self._taken = threading.Event()
         self._lock = threading.Lock()
@@ -346,15 +348,23 @@ class SignalWatch:
             self._taken.set()
         else:
             self._interrupt(host)
-        again = signal.sigtimedwait(self.SIGNALS, self.STUCK)
-        if again is None and self._taken.is_set():
-            signal.sigwait(self.SIGNALS)  # closing normally; a second one still exits
-            say("second interrupt: exiting at once, without waiting for the rest to be delivered")
-        elif again is None:
-            say(f"interrupted, but the script's Lua code has not returned to the event loop "
-                f"for {self.STUCK:g} s: exiting without closing")
-        else:
-            say("second interrupt: exiting at once, without closing")
+        first = time.monotonic()
+        told = False
+        while True:
+            if signal.sigtimedwait(self.SIGNALS, 0.25) is not None:
+                say("second interrupt: exiting at once, without waiting for the rest to be "
+                    "delivered" if self._taken.is_set() else "second interrupt: exiting at once")
+                break
+            waited = time.monotonic() - first
+            if not self._taken.is_set() and waited > self.STUCK:
+                say(f"interrupted, but the script's Lua code has not returned to the event loop "
+                    f"for {self.STUCK:g} s: exiting without closing")
+                break
+            if self._taken.is_set() and not told and waited > self.TELL_AFTER:
+                # closing takes a while: say why, and how to cut it short
+                say(f"stopping: delivering what the script wrote (up to {self.grace:g} s, "
+                    "--grace); interrupt again to exit at once")
+                told = True
         sys.stdout.flush()
         os._exit(self.EXIT_AT_ONCE)
 
@@ -582,7 +592,7 @@ def run_script(opts: RunOptions) -> int:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     tune_malloc()  # this process is ours: keep bulk buffers in the heap (see alloc.py)
     # POSIX: signals through a thread; elsewhere serve_forever's own handlers
-    watch = SignalWatch() if hasattr(signal, "pthread_sigmask") else None
+    watch = SignalWatch(opts.grace) if hasattr(signal, "pthread_sigmask") else None
     if not opts.watch:
         return run_once(opts, watch).code
     return watch_loop(opts, watch)

@@ -654,12 +654,15 @@ def test_first_signal_ends_a_script_that_drives_its_own_loop(script, sig, loop):
 def test_second_signal_ends_at_once_with_130_and_a_message(script):
     proc, client = start_big_writer(script, 64, "--grace", "60")
     try:
+        err = Output(proc, "stderr")
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        assert proc.poll() is None  # still delivering to a client that does not read
+        # still delivering to a client that does not read; after a second it says so
+        err.wait_for(b"stopping: delivering what the script wrote (up to 60 s, --grace); "
+                     b"interrupt again to exit at once")
+        assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 130
-        assert b"second interrupt: exiting at once" in proc.stderr.read()
+        assert b"second interrupt: exiting at once" in err.pump()
     finally:
         client.close()
         proc.kill()
