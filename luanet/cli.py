@@ -360,7 +360,8 @@ class SignalWatch:
                 say(f"interrupted, but the script's Lua code has not returned to the event loop "
                     f"for {self.STUCK:g} s: exiting without closing")
                 break
-            if self._taken.is_set() and not told and waited > self.TELL_AFTER:
+            if (self._taken.is_set() and not told and waited > self.TELL_AFTER
+                    and self.grace > 2 * self.TELL_AFTER):
                 # closing takes a while: say why, and how to cut it short
                 say(f"stopping: delivering what the script wrote (up to {self.grace:g} s, "
                     "--grace); interrupt again to exit at once")
