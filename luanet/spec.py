@@ -327,6 +327,12 @@ def _new_host(version: str, options: SpecOptions, on_error: Callable[[str], None
         lua_env.import_lupa_module(version)
         host = LuaHost(lua=version, sandbox=False, on_error=on_error)
         lua_env.apply(host, version)
+        # What the system's lua5.x has and lupa's Lua lacks (math.pow,
+        # bit32, io.popen ...), as luanet-lua has it.
+        for name in ("install_compat", "install_popen"):
+            install = getattr(lua_env, name, None)
+            if install is not None:
+                install(host, version)
         package = host.globals.table[b"package"]
         package[b"path"] = (lua_path + ";").encode() + package[b"path"]
         if options.cpath:
@@ -452,7 +458,7 @@ def run_file(path: Union[str, "os.PathLike[str]"], version: str = DEFAULT_LUA,
             configure(b"select", key.encode())
         if options.select is not None and not options.select:
             configure(b"select", b"")
-        runner[b"install"]()
+        runner[b"install"](not options.sandbox)
         _set_arg(host, version)
         if options.helper:
             helper = Path(options.helper)

@@ -713,40 +713,6 @@ local own_modules = {
   say = say,
 }
 
--- What Debian's lua5.2/5.3/5.4 keep of older versions (their LUA_COMPAT_*
--- builds) and lupa's Lua leaves out: code under test that runs on the
--- system's lua finds it here too.
-local function compat()
-  local math, version = G.math, G._VERSION
-  if version == "Lua 5.2" then
-    rawset(G, "unpack", rawget(G, "unpack") or table.unpack)
-    rawset(G, "loadstring", rawget(G, "loadstring") or load)
-    table.maxn = table.maxn or function(t)
-      local n = 0
-      for k in pairs(t) do if type(k) == "number" and k > n then n = k end end
-      return n
-    end
-  end
-  if version == "Lua 5.3" or version == "Lua 5.4" or version == "Lua 5.2" then
-    math.pow = math.pow or function(x, y) return x ^ y end
-    math.ldexp = math.ldexp or function(m, e) return m * 2.0 ^ e end
-    math.log10 = math.log10 or function(x) return math.log(x, 10) end
-    math.cosh = math.cosh or function(x) return (math.exp(x) + math.exp(-x)) / 2 end
-    math.sinh = math.sinh or function(x) return (math.exp(x) - math.exp(-x)) / 2 end
-    math.tanh = math.tanh or function(x)
-      local a, b = math.exp(x), math.exp(-x)
-      return (a - b) / (a + b)
-    end
-    math.frexp = math.frexp or function(x)
-      if x == 0 or x ~= x or x == math.huge or x == -math.huge then return x, 0 end
-      local e = math.floor(math.log(math.abs(x), 2)) + 1
-      local m = x / 2.0 ^ e
-      if math.abs(m) >= 1 then m, e = m / 2, e + 1 elseif math.abs(m) < 0.5 then m, e = m * 2, e - 1 end
-      return m, e
-    end
-  end
-end
-
 -- lupa's Lua 5.2+ is built without LUA_USE_POSIX, so os.execute returns
 -- the raw wait status (768 for exit code 3): decode it as the system's lua.
 local function posix_execute()
@@ -765,55 +731,6 @@ local function posix_execute()
       return nil, "signal", low
     end
     return ok, what, code
-  end
-end
-
--- lupa's Lua 5.1-5.5 is built without popen ("'popen' not supported"):
--- specs that read a command's output get io.popen made of os.execute and a
--- temporary file (the command runs to its end first; close() gives its exit
--- status). LuaJIT's own popen is kept.
-local function popen_fallback()
-  local io, os = rawget(G, "io"), rawget(G, "os")
-  if not (io and io.popen and os and os.execute and os.tmpname) then return end
-  if package.config:sub(1, 1) ~= "/" then return end
-  local real_popen, execute, open, tmpname, remove = io.popen, os.execute, io.open, os.tmpname, os.remove
-  local function quote(path) return "'" .. path:gsub("'", "'\\''") .. "'" end
-  local Pipe = {}
-  Pipe.__index = Pipe
-  function Pipe:read(...) return self.file:read(...) end
-  function Pipe:lines(...) return self.file:lines(...) end
-  function Pipe:write(...) self.file:write(...); return self end
-  function Pipe:flush() return self.file:flush() end
-  function Pipe:seek(...) return self.file:seek(...) end
-  function Pipe:setvbuf(...) return self.file:setvbuf(...) end
-  function Pipe:close()
-    if self.closed then error("attempt to use a closed file", 2) end
-    self.closed = true
-    self.file:close()
-    local status = self.status
-    if self.command then  -- "w": the command reads what was written
-      status = { execute(self.command .. " < " .. quote(self.path)) }
-    end
-    remove(self.path)
-    if G._VERSION == "Lua 5.1" then return true end  -- 5.1's close gives no status
-    return unpack(status)
-  end
-  Pipe.__tostring = function(p) return "file (" .. (p.closed and "closed" or tostring(p.file)) .. ")" end
-  io.popen = function(command, mode)
-    local ok, pipe, message = pcall(real_popen, command, mode)
-    if ok then return pipe, message end
-    if not tostring(pipe):find("not supported", 1, true) then error(pipe, 2) end
-    mode = mode or "r"
-    local path = tmpname()
-    if mode:sub(1, 1) == "w" then
-      local file, err = open(path, "w")
-      if not file then return nil, err end
-      return setmetatable({ file = file, path = path, command = "(" .. command .. "\n)" }, Pipe)
-    end
-    local status = { execute("(" .. command .. "\n) > " .. quote(path)) }
-    local file, err = open(path, "r")
-    if not file then remove(path); return nil, err end
-    return setmetatable({ file = file, path = path, status = status }, Pipe)
   end
 end
 
@@ -883,12 +800,16 @@ local function ffi_repeatable()
   remembering("metatype", true)
 end
 
-function R.install()
-  ffi_repeatable()
-  compat()
-  busted_compat()
-  posix_execute()
-  popen_fallback()
+--- Puts the runner's modules in package.loaded. A trusted run (not
+--- --sandbox) also gets what specs find under busted on the system's lua
+--- (the host side adds the system lua's compat functions and io.popen); a
+--- sandboxed run gets exactly what a sandboxed plugin host has.
+function R.install(trusted)
+  if trusted then
+    ffi_repeatable()
+    busted_compat()
+    posix_execute()
+  end
   local loaded = package.loaded
   for name, value in pairs(own_modules) do loaded[name] = value end
 end
