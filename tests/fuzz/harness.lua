@@ -428,6 +428,10 @@ end
 function F.new_server(name)
   local ok, srv = call("TcpServer.new", net.TcpServer.new)
   if not ok then return end
+  -- the server this replaces is collected, and closes the sockets it handed out
+  for aname, owner in pairs(F.owner or {}) do
+    if owner == name then cur(aname).closed_by_script = true end
+  end
   F.srv[name] = srv
   F.srv_act = F.srv_act or {}
   F.srv_act[name] = "take"
@@ -453,6 +457,8 @@ function F.take(name, async)
     if sock == nil then return end
     F.accepted = F.accepted + 1
     local aname = "a" .. F.accepted
+    F.owner = F.owner or {}
+    F.owner[aname] = name
     install(aname, sock)
     local l = new_gen(aname)
     l.accepted = true
