@@ -101,6 +101,9 @@ local function run(...)
     local ok, err = xpcall(deliver_rest, on_error)
     limits.stop()
     if not ok then
+      -- Lua 5.1 and LuaJIT collect no garbage when an allocation fails: the
+      -- handler's garbage must go before the report can be written.
+      if err == "not enough memory" then collectgarbage("collect") end
       native.report_error(running_name and format("in %s: %s", running_name, err) or err)
     end
   end

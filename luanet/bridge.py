@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 from .core import Event, EventQueue, SocketState, TcpServer, TcpSocket
 from .core.budget import MemoryBudget
 from .core.timer import Timer
+from .errors import HostClosed
 from .output import stdout
 from .schema import ALWAYS_DELIVERED, CALL_EVENT, CLASSES, lua_schema
 
@@ -55,10 +56,6 @@ _READY_READ = int(Event.READY_READ)
 _ALWAYS = frozenset(int(e) for e in ALWAYS_DELIVERED)
 _BYTES_WRITTEN = int(Event.BYTES_WRITTEN)
 _ACCEPT_ERROR = int(Event.ACCEPT_ERROR)
-
-
-class HostClosed(Exception):
-    """Raised into Lua code of a closed host that Python still calls."""
 
 
 def lua_source(name: str) -> bytes:
@@ -529,10 +526,8 @@ class Bridge:
         """After close_all: every Lua function Python still holds now raises
         HostClosed when called, and nothing it does can open anything."""
         refuse = self._guard(lambda: None)  # raises HostClosed: the host is closed
-        try:
-            self._debug[b"sethook"](refuse, b"c")
-        except Exception:
-            pass
+        install = self.runtime.eval(b"function(sethook, refuse) sethook(function() refuse() end, 'c') end")
+        install(self._debug[b"sethook"], refuse)
 
 
 def _release_core(obj: Any) -> None:

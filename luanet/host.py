@@ -15,23 +15,14 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, ItemsView, KeysView, List, Mapping, Optional, Sequence, Union
 
-from .bridge import LUA_MODULES, Bridge, HostClosed
+from .bridge import LUA_MODULES, Bridge
+from .errors import HostClosed, LuaError
 from .core import EventQueue, TcpSocket
 
 log = logging.getLogger("luanet")
 
 # How long close() lets graceful closes flush before discarding what is left.
 CLOSE_GRACE_SECONDS = 2.0
-
-
-class LuaError(Exception):
-    """A Lua error. ``message`` is Lua's own text (``file:line: text``);
-    ``traceback`` the Lua traceback when there is one."""
-
-    def __init__(self, message: str, traceback: str = ""):
-        super().__init__(message)
-        self.message = message
-        self.traceback = traceback
 
 
 def new_event_loop(kind: Optional[str] = None) -> asyncio.AbstractEventLoop:
@@ -256,8 +247,6 @@ class LuaHost:
             return fn(*args)
         except self._bridge.LuaError as exc:
             raise _as_lua_error(exc) from None
-        except HostClosed as exc:
-            raise LuaError(str(exc)) from None
         except LuaError:
             raise
         except Exception as exc:
