@@ -24,7 +24,7 @@ import importlib
 import logging
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
 from .core import Event, EventQueue, SocketState, TcpServer, TcpSocket
 from .core.budget import MemoryBudget
@@ -115,7 +115,7 @@ class Bridge:
     def __init__(self, events: EventQueue, *, lua: str = "5.4", sandbox: bool = True,
                  bind_address: Optional[str] = None, max_memory: Optional[int] = None,
                  handler_time_limit: Optional[float] = None, read_buffer_size: int = 0,
-                 lua_path: Optional[str] = None,
+                 lua_path: Optional[str] = None, reuse_port: bool = False,
                  report_error: Callable[[str], None],
                  run_until: Callable[[Callable[[], Any], float], Any],
                  run_for: Callable[[float], Any]):
@@ -147,6 +147,7 @@ class Bridge:
         self._batch: List[Any] = []
         self._batch_bytes = 0
         self._read_buffer_size = int(read_buffer_size)
+        self._reuse_port = reuse_port
         self._owed: Set[TcpSocket] = set()  # data that did not fit in Lua yet
         self._closed = False
         self._getters = {spec.name.encode(): {p.name.encode(): p for p in spec.props}
@@ -154,9 +155,6 @@ class Bridge:
         self._setters = {spec.name.encode(): {p.name.encode(): p.set for p in spec.props if p.set}
                          for spec in CLASSES}
         events.after_batch = self.flush
-        import inspect  # the core takes a budget once the core-sockets work lands
-        self._core_kw: Dict[str, Any] = (
-            {"budget": self.budget} if "budget" in inspect.signature(TcpSocket.__init__).parameters else {})
 
         native = self.runtime.table_from({k.encode(): v for k, v in self._natives().items()})
         native[b"schema"] = to_lua(self.runtime, lua_schema())
@@ -312,14 +310,12 @@ class Bridge:
 
     def _server_new(self) -> int:
         return self._register(TcpServer(self._events, self._on_event, self._on_event,
-                                        self._bind_address, **self._budget_kw()))
+                                        self._bind_address, budget=self.budget,
+                                        reuse_port=self._reuse_port))
 
     def _socket_new(self) -> int:
         return self._register(TcpSocket(self._events, self._on_event, self._bind_address,
-                                        **self._budget_kw()))
-
-    def _budget_kw(self) -> Dict[str, Any]:
-        return self._core_kw
+                                        budget=self.budget))
 
     def _timer_new(self) -> int:
         return self._register(Timer(self._events, self._on_event))
@@ -367,9 +363,10 @@ class Bridge:
         sock = self._objects.get(oid)
         if sock is None:
             return
-        method = getattr(sock, "pause_for_owner" if hold else "resume_for_owner", None)
-        if method is not None:
-            method()
+        if hold:
+            sock.pause_for_owner()
+        else:
+            sock.resume_for_owner()
 
     def _release(self, oid: int) -> None:
         """The Lua object was collected (its finaliser calls this)."""
@@ -382,7 +379,7 @@ class Bridge:
         if isinstance(obj, TcpServer) and obj.listening:
             log.warning("luanet: a listening TcpServer (port %d) was garbage-collected; "
                         "keep a reference to it (e.g. in a global) to keep it serving", obj.port)
-        _release_core(obj)
+        obj.release()
 
     # ------------------------------------------------------------ events up
     def _lua_memory(self) -> int:
@@ -519,7 +516,7 @@ class Bridge:
                 closing.extend(obj.pending_and_handed_out())
             elif isinstance(obj, TcpSocket):
                 closing.append(obj)
-            _release_core(obj)
+            obj.release()
         return closing
 
     def close(self) -> None:
@@ -528,12 +525,6 @@ class Bridge:
         refuse = self._guard(lambda: None)  # raises HostClosed: the host is closed
         install = self.runtime.eval(b"function(sethook, refuse) sethook(function() refuse() end, 'c') end")
         install(self._debug[b"sethook"], refuse)
-
-
-def _release_core(obj: Any) -> None:
-    """One close verb for every core object, whatever its age of API."""
-    release = getattr(obj, "release", None) or getattr(obj, "destroy")
-    release()
 
 
 def _lua_message(exc: BaseException) -> str:

@@ -451,7 +451,7 @@ class Outcome:
 def make_host(opts: RunOptions) -> Any:
     from .host import LuaHost
 
-    extra = enable_reuse_port() if opts.reuse_port else {}  # a worker of --workers
+    extra = {"reuse_port": True} if opts.reuse_port else {}  # a worker of --workers
     return LuaHost(lua=opts.lua, sandbox=opts.sandbox, bind_address=opts.bind,
                    event_loop="auto", max_memory=opts.max_memory,
                    handler_time_limit=opts.time_limit, read_buffer_size=opts.read_buffer_size,
@@ -677,47 +677,6 @@ class Workers:
         if any(c < 0 or c >= 128 for c in codes):
             return SignalWatch.EXIT_AT_ONCE
         return max(codes)
-
-
-def enable_reuse_port() -> Dict[str, Any]:
-    """In a worker: every listening socket gets SO_REUSEPORT. Returns the
-    LuaHost keyword for it when the host has one (reuse_port=True); until then
-    (TEMPORARY) the listening sockets of luanet.core.server are made here,
-    the core's dual_stack_socket with SO_REUSEPORT set before bind."""
-    from .host import LuaHost
-    import inspect
-
-    if "reuse_port" in inspect.signature(LuaHost).parameters:
-        return {"reuse_port": True}
-    from .core import server as core_server
-
-    def dual_stack_socket(bind_address: Optional[str], port: int) -> socket.socket:
-        if bind_address is None:
-            try:
-                sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-            except OSError:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                address: Any = ("0.0.0.0", port)
-            else:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-                address = ("::", port)
-        else:
-            info = socket.getaddrinfo(bind_address, port, type=socket.SOCK_STREAM,
-                                      flags=socket.AI_PASSIVE)
-            family, _, _, _, address = info[0]
-            sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.setblocking(False)
-            sock.bind(address)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-
-    core_server.dual_stack_socket = dual_stack_socket  # type: ignore[attr-defined]
-    return {}
 
 
 def _die_with_parent() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, ItemsView, KeysView, List, Mapping, Optional, Sequence, Union
 
 from .bridge import LUA_MODULES, Bridge
-from .errors import HostClosed, LuaError
+from .errors import LuaError
 from .core import EventQueue, TcpSocket
 
 log = logging.getLogger("luanet")
@@ -130,6 +130,8 @@ class LuaHost:
             (0: no limit, as in Qt).
         lua_path: ``;``-separated templates (``DIR/?.lua``) where ``require``
             finds Lua modules; in a sandbox only Lua source files load.
+        reuse_port: listening sockets get SO_REUSEPORT, so several processes
+            (each its own host) can serve one port (``luanet run --workers``).
     """
 
     def __init__(self, lua: str = "5.4", sandbox: bool = True, bind_address: Optional[str] = None,
@@ -137,7 +139,7 @@ class LuaHost:
                  loop: Optional[asyncio.AbstractEventLoop] = None,
                  event_loop: Optional[str] = None, max_memory: Optional[int] = None,
                  handler_time_limit: Optional[float] = None, read_buffer_size: int = 0,
-                 lua_path: Optional[str] = None):
+                 lua_path: Optional[str] = None, reuse_port: bool = False):
         if lua not in LUA_MODULES:
             raise ValueError(f"unknown Lua version {lua!r}; choose one of {', '.join(LUA_MODULES)}")
         if not isinstance(sandbox, bool):
@@ -176,6 +178,7 @@ class LuaHost:
         self._bridge = Bridge(self._events, lua=lua, sandbox=sandbox, bind_address=bind_address,
                               max_memory=max_memory, handler_time_limit=handler_time_limit,
                               read_buffer_size=read_buffer_size, lua_path=lua_path,
+                              reuse_port=bool(reuse_port),
                               report_error=self._report_error,
                               run_until=self._run_until_from_lua, run_for=self._run_for_from_lua)
         self.lua_version = lua

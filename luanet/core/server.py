@@ -38,12 +38,14 @@ class TcpServer:
     __slots__ = ("tag", "listener", "socket_listener", "_events", "_loop", "_bind_address",
                  "_lsock", "_watching", "_paused", "_max_pending", "_queue", "_wrapping",
                  "_handed_out", "_family", "error", "error_string", "_budget",
-                 "accept_error_handled", "_retry", "_retry_delay", "_logged", "__weakref__")
+                 "accept_error_handled", "_retry", "_retry_delay", "_logged", "reuse_port",
+                 "__weakref__")
 
     def __init__(self, events: EventQueue, listener: Optional[Listener] = None,
                  socket_listener: Optional[Listener] = None, bind_address: Optional[str] = None,
-                 budget: Optional[MemoryBudget] = None):
+                 budget: Optional[MemoryBudget] = None, reuse_port: bool = False):
         self.tag = None
+        self.reuse_port = reuse_port  # share the port with other processes (SO_REUSEPORT)
         self.listener = listener
         self.socket_listener = socket_listener  # given to the sockets it hands out
         self._events = events
@@ -103,7 +105,7 @@ class TcpServer:
             return self._fail(SocketError.SOCKET_ADDRESS_NOT_AVAILABLE,
                               f"Port {port} is out of range (0..65535)")
         try:
-            lsock = dual_stack_socket(self._bind_address, port)
+            lsock = dual_stack_socket(self._bind_address, port, self.reuse_port)
             lsock.listen(_socket.SOMAXCONN)
         except OSError as exc:
             if "lsock" in locals():

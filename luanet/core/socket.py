@@ -117,9 +117,12 @@ def plain_address(host: str) -> str:
     return host
 
 
-def dual_stack_socket(bind_address: Optional[str], port: int) -> _socket.socket:
+def dual_stack_socket(bind_address: Optional[str], port: int,
+                      reuse_port: bool = False) -> _socket.socket:
     """A bound, non-blocking TCP socket: all interfaces (IPv6 and IPv4) unless
-    bind_address (an address or a host name such as "localhost") confines it."""
+    bind_address (an address or a host name such as "localhost") confines it.
+    reuse_port: SO_REUSEPORT, so that several processes share a listening
+    port and the kernel spreads connections over them (luanet run --workers)."""
     if bind_address is None:
         try:
             sock = _socket.socket(_socket.AF_INET6, _socket.SOCK_STREAM)
@@ -136,6 +139,8 @@ def dual_stack_socket(bind_address: Optional[str], port: int) -> _socket.socket:
         sock = _socket.socket(family, _socket.SOCK_STREAM)
     try:
         sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT, 1)
         sock.setblocking(False)
         sock.bind(address)
     except BaseException:
