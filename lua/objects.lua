@@ -42,6 +42,26 @@ function objects.cut(rec) rec.cut = objects.serial end
 
 local OOM = "not enough memory"
 
+-- name -> class, for describe() (the stubs test asks what each class has)
+objects.classes = {}
+
+--- What each class offers scripts: names only, for tools and tests.
+function objects.describe()
+  local out = {}
+  for name, class in pairs(objects.classes) do
+    local entry = { methods = {}, properties = {}, writable = {}, handlers = {}, constants = {} }
+    for k in pairs(class.methods) do entry.methods[#entry.methods + 1] = k end
+    for k in pairs(class.getters) do entry.properties[#entry.properties + 1] = k end
+    for k in pairs(class.setters) do entry.writable[#entry.writable + 1] = k end
+    for k in pairs(class.handlers) do entry.handlers[#entry.handlers + 1] = k end
+    for k, v in pairs(class.static) do
+      if type(v) == "number" then entry.constants[k] = v else entry.methods[#entry.methods + 1] = k end
+    end
+    out[name] = entry
+  end
+  return out
+end
+
 --- The class of every object: names, schema-made properties and handlers.
 --- `spec` is the bridge's schema entry for the class (luanet/schema.py).
 function objects.define_class(spec, handler_hook)
@@ -70,6 +90,7 @@ function objects.define_class(spec, handler_hook)
   end
   for field, info in pairs(spec.handlers) do handlers[field] = info.event end
   for k, v in pairs(spec.constants) do static[k] = v end
+  objects.classes[name] = class
 
   local function known_names()
     local names = {}

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from .core import Event, EventQueue, SocketState, TcpServer, TcpSocket
 from .core.budget import MemoryBudget
@@ -148,7 +149,7 @@ class Bridge:
         self._batch_bytes = 0
         self._read_buffer_size = int(read_buffer_size)
         self._reuse_port = reuse_port
-        self._owed: Set[TcpSocket] = set()  # data that did not fit in Lua yet
+        self._owed: Dict[TcpSocket, int] = {}  # socket -> id: data that did not fit in Lua yet
         self._closed = False
         self._getters = {spec.name.encode(): {p.name.encode(): p for p in spec.props}
                          for spec in CLASSES}
@@ -167,6 +168,7 @@ class Bridge:
         self._dispatch = parts[b"dispatch"][b"run"]
         self._limited_call = parts[b"limits"][b"call"]
         self._shutdown = parts[b"objects"][b"shutdown"]
+        self._describe = parts[b"objects"][b"describe"]
         self.net = self._run_chunk("net.lua", native, parts)
         timer_class, after, every = self._run_chunk("timer.lua", native, parts)
         self.luanet, lua_print = self._run_chunk("luanet.lua", native, parts, timer_class, after, every)
@@ -217,6 +219,18 @@ class Bridge:
 
     def to_lua(self, value: Any) -> Any:
         return to_lua(self.runtime, value)
+
+    def describe(self) -> Dict[str, Dict[str, Any]]:
+        """What each class offers scripts, by name (for tools and tests):
+        methods (``new`` among them), properties, writable ones, handlers,
+        constants."""
+        out: Dict[str, Dict[str, Any]] = {}
+        for name, entry in self._describe().items():
+            out[name.decode()] = {
+                kind.decode(): (dict((k.decode(), v) for k, v in value.items()) if kind == b"constants"
+                                else sorted(v.decode() for v in value.values()))
+                for kind, value in entry.items()}
+        return out
 
     def load_module(self, name: str) -> Any:
         """Run luanet's own ``lua/<name>.lua`` (trusted code) with the debug
@@ -304,37 +318,38 @@ class Bridge:
         if self._read_buffer_size and isinstance(obj, TcpSocket):
             obj.read_buffer_size = self._read_buffer_size  # the host's default
         self._next_id += 1
-        obj.tag = self._next_id
-        self._objects[self._next_id] = obj
-        return self._next_id
+        oid = self._next_id
+        # The listener knows the id: core objects carry nothing of the bridge's.
+        obj.listener = partial(self._on_event, oid)
+        self._objects[oid] = obj
+        return oid
 
     def _server_new(self) -> int:
-        return self._register(TcpServer(self._events, self._on_event, self._on_event,
-                                        self._bind_address, budget=self.budget,
+        return self._register(TcpServer(self._events, None, None, self._bind_address, budget=self.budget,
                                         reuse_port=self._reuse_port))
 
     def _socket_new(self) -> int:
-        return self._register(TcpSocket(self._events, self._on_event, self._bind_address,
+        return self._register(TcpSocket(self._events, None, self._bind_address,
                                         budget=self.budget))
 
     def _timer_new(self) -> int:
-        return self._register(Timer(self._events, self._on_event))
+        return self._register(Timer(self._events))
 
     def _next_pending(self, oid: int) -> Any:
         sock = self._objects[oid].next_pending_connection()
         if sock is None:
             return None
         sid = self._register(sock)
-        data = self._take_data(sock)  # bytes that arrived while it was queued
+        data = self._take_data(sid, sock)  # bytes that arrived while it was queued
         if data:
             # readable at once, and announced too: the handler the script
             # sets right after taking the socket still hears of them
-            self._events.post(self._announce_taken, sock)
+            self._events.post(self._announce_taken, sid, sock)
         return sid, data
 
-    def _announce_taken(self, sock: TcpSocket) -> None:
-        if sock.tag is not None:
-            self._batch += (_READY_READ, sock.tag, b"")
+    def _announce_taken(self, oid: int, sock: TcpSocket) -> None:
+        if sock.listener is not None:
+            self._batch += (_READY_READ, oid, b"")
 
     def _getter(self, class_name: bytes, name: bytes) -> Callable[[int], Any]:
         """A reader of one property, made once when the class is defined: a
@@ -374,8 +389,7 @@ class Bridge:
         self._wanted.pop(oid, None)
         if obj is None:
             return
-        obj.tag = None
-        self._owed.discard(obj)
+        self._owed.pop(obj, None)
         if isinstance(obj, TcpServer) and obj.listening:
             log.warning("luanet: a listening TcpServer (port %d) was garbage-collected; "
                         "keep a reference to it (e.g. in a global) to keep it serving", obj.port)
@@ -391,7 +405,7 @@ class Bridge:
             return 1 << 62
         return self.max_memory - self._lua_memory() - HEADROOM - self._batch_bytes
 
-    def _take_data(self, sock: TcpSocket) -> Optional[bytes]:
+    def _take_data(self, oid: int, sock: TcpSocket) -> Optional[bytes]:
         """The socket's received bytes, as many as fit in Lua; the rest stay
         in Python (held back, reading paused) until Lua has room."""
         if not sock.bytes_available:
@@ -401,28 +415,25 @@ class Bridge:
             self.runtime.gccollect()
             room = self._lua_room()
         if room <= 0:
-            self._owed.add(sock)
+            self._owed[sock] = oid
             return None
         if room < sock.bytes_available:
-            self._owed.add(sock)
+            self._owed[sock] = oid
             data = sock.read(room)
         else:
-            self._owed.discard(sock)
+            self._owed.pop(sock, None)
             data = sock.read()
         self._batch_bytes += len(data)
         return data
 
-    def _on_event(self, obj: Any, event: int, a: Any, b: Any) -> None:
-        tag = obj.tag
-        if tag is None:
-            return
+    def _on_event(self, oid: int, obj: Any, event: int, a: Any, b: Any) -> None:
         if event == _READY_READ:
-            a = self._take_data(obj)  # the bytes travel with the event
+            a = self._take_data(oid, obj)  # the bytes travel with the event
             if a is None:
                 return
-        elif event not in _ALWAYS and not (self._wanted.get(tag, 0) >> event) & 1:
+        elif event not in _ALWAYS and not (self._wanted.get(oid, 0) >> event) & 1:
             return  # no handler for it: not worth a trip into Lua
-        self._batch += (event, tag, a)
+        self._batch += (event, oid, a)
 
     def _defer(self, token: int) -> None:
         self._events.post(self._queue_call, token)
@@ -453,12 +464,12 @@ class Bridge:
         # collect here so the garbage of handlers never blocks the next batch.
         if self._lua_memory() > self.max_memory * 3 // 4:
             self.runtime.gccollect()
-        for sock in list(self._owed):
-            if sock.tag is None or not sock.bytes_available:
-                self._owed.discard(sock)
+        for sock, oid in list(self._owed.items()):
+            if sock.listener is None or not sock.bytes_available:
+                del self._owed[sock]
             elif self._lua_room() > 0:
-                self._owed.discard(sock)
-                self._on_event(sock, _READY_READ, None, None)
+                del self._owed[sock]
+                self._on_event(oid, sock, _READY_READ, None, None)
         self.budget.poll()
         if self._batch:
             self._events.post(lambda: None)  # an empty step: its batch flushes these
@@ -511,7 +522,6 @@ class Bridge:
         self._objects.clear()
         closing: List[TcpSocket] = []
         for obj in objects:
-            obj.tag = None
             if isinstance(obj, TcpServer):
                 closing.extend(obj.pending_and_handed_out())
             elif isinstance(obj, TcpSocket):

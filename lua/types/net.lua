@@ -91,10 +91,12 @@ function TcpServerClass.new() end
 ---Tells the server to start listening for incoming connections on `port`
 ---(all interfaces, IPv6 and IPv4, unless the host confines it). If `port` is 0,
 ---a free port is chosen automatically; read it from `server.port`.
----Returns true on success; false with `error_string` set when the port is in
----use, out of range, not permitted, or the server is already listening.
+---Returns true on success; false and the error string (also in
+---`error_string`) when the port is in use, out of range, not permitted, or
+---the server is already listening, so `assert(server:listen(p))` says why.
 ---@param port integer
 ---@return boolean ok
+---@return string? error
 function TcpServer:listen(port) end
 
 ---Asynchronous version of `listen()`, which must be used outside of the
@@ -167,6 +169,7 @@ net.TcpServer = TcpServerClass
 ---@field writeable boolean # Read only. True when the socket was opened for writing.
 ---@field sequential boolean # Read only. Always true (sockets are sequential).
 ---@field can_read_line boolean # Read only. True when a complete line (ending in "\n") is in the read buffer.
+---@field read_buffer_size integer # Read/write. The most unread bytes the socket buffers (Qt's readBufferSize); 0 means no limit. At the limit luanet stops reading the connection (TCP holds the peer back) until the script reads. Its default comes from the host (0).
 ---@field ready_read_handler fun(socket: net.TcpSocket)|nil # Called when new data was appended to the read buffer. Data not read stays buffered and new data is appended behind it.
 ---@field bytes_written_handler fun(socket: net.TcpSocket, bytes: integer)|nil # Called when `bytes` written bytes were sent.
 ---@field about_to_close_handler fun(socket: net.TcpSocket)|nil # Called when `close()` is about to close the socket.
@@ -263,9 +266,10 @@ function TcpSocket:disconnect() end
 function TcpSocket:abort() end
 
 ---Binds the socket to a local `port` (0 = any) for an outgoing connection;
----`BOUND_STATE` on success.
+---`BOUND_STATE` on success; false and the error string otherwise.
 ---@param port integer
 ---@return boolean ok
+---@return string? error
 function TcpSocket:bind(port) end
 
 ---Asynchronous version of `bind()`.

@@ -56,8 +56,6 @@ class Event(IntEnum):
     HOST_FOUND = 17         # ()
     # Timer
     TIMEOUT = 20            # () the timer fired
-    # Host-level
-    CALL = 30               # (token) a deferred call/callback is due
 
 
 # Open modes are flags, as Qt's OpenMode: any sum of the members above is a

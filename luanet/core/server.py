@@ -35,7 +35,7 @@ log = logging.getLogger("luanet")
 
 
 class TcpServer:
-    __slots__ = ("tag", "listener", "socket_listener", "_events", "_loop", "_bind_address",
+    __slots__ = ("listener", "socket_listener", "_events", "_loop", "_bind_address",
                  "_lsock", "_watching", "_paused", "_max_pending", "_queue", "_wrapping",
                  "_handed_out", "_family", "error", "error_string", "_budget",
                  "accept_error_handled", "_retry", "_retry_delay", "_logged", "reuse_port",
@@ -44,7 +44,6 @@ class TcpServer:
     def __init__(self, events: EventQueue, listener: Optional[Listener] = None,
                  socket_listener: Optional[Listener] = None, bind_address: Optional[str] = None,
                  budget: Optional[MemoryBudget] = None, reuse_port: bool = False):
-        self.tag = None
         self.reuse_port = reuse_port  # share the port with other processes (SO_REUSEPORT)
         self.listener = listener
         self.socket_listener = socket_listener  # given to the sockets it hands out

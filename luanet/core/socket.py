@@ -182,14 +182,13 @@ class _Attempt(asyncio.Protocol):
 class TcpSocket(asyncio.Protocol):
     """One TCP connection, client or accepted, with a read buffer.
 
-    ``listener(sock, event, a, b)`` receives the events; ``tag`` is free for
-    the owner (the bridge stores its handle id there). ``budget`` (a
+    ``listener(sock, event, a, b)`` receives the events. ``budget`` (a
     MemoryBudget with a limit) is charged for the bytes held here: received
     and not read yet, written and not sent yet.
     """
 
     __slots__ = (
-        "tag", "listener", "_events", "_loop", "_bind_address", "state", "open_mode",
+        "listener", "_events", "_loop", "_bind_address", "state", "open_mode",
         "error", "error_string", "_transport", "_rchunks", "_rlen", "_read_posted", "_pauses",
         "_read_limit", "_read_buffer_size", "_budget", "_wheld", "_wpaused", "_rslow",
         "_attached", "_early_end", "_closing_remote", "_written_total",
@@ -201,7 +200,6 @@ class TcpSocket(asyncio.Protocol):
 
     def __init__(self, events: EventQueue, listener: Optional[Listener] = None,
                  bind_address: Optional[str] = None, budget: Optional[MemoryBudget] = None):
-        self.tag = None
         self.listener = listener
         self._events = events
         self._loop = events.loop

@@ -20,11 +20,10 @@ Listener = Callable[[Any, int, Any, Any], None]
 
 
 class Timer:
-    __slots__ = ("tag", "listener", "_events", "_loop", "interval", "single_shot",
+    __slots__ = ("listener", "_events", "_loop", "interval", "single_shot",
                  "_handle", "_due", "_generation")
 
     def __init__(self, events: EventQueue, listener: Optional[Listener] = None) -> None:
-        self.tag: Any = None
         self.listener = listener
         self._events = events
         self._loop = events.loop
