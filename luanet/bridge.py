@@ -295,7 +295,7 @@ class Bridge:
             try:
                 return fn(*args)
             except Exception:
-                log.exception("luanet: internal error in %s", getattr(fn, "__name__", "a native call"))
+                log.exception("internal error in %s", getattr(fn, "__name__", "a native call"))
                 return None
         return guarded
 
@@ -391,7 +391,7 @@ class Bridge:
             return
         self._owed.pop(obj, None)
         if isinstance(obj, TcpServer) and obj.listening:
-            log.warning("luanet: a listening TcpServer (port %d) was garbage-collected; "
+            log.warning("a listening TcpServer (port %d) was garbage-collected; "
                         "keep a reference to it (e.g. in a global) to keep it serving", obj.port)
         obj.release()
 

@@ -262,8 +262,10 @@ class LuaHost:
                 self._on_error(message)
                 return
             except Exception:
-                log.exception("luanet: on_error callback failed")
-        log.error("luanet: %s", message)
+                log.exception("on_error callback failed")
+        # "in ready_read_handler: x.lua:3: boom" reads as "error in ...";
+        # the logger's name (or luanet run's one prefix) says whose it is
+        log.error("error %s" if message.startswith("in ") else "%s", message)
 
     # ------------------------------------------------------------ the loop
     def _check_drivable(self) -> None:
@@ -409,7 +411,7 @@ class LuaHost:
         self._bridge.close()
         self.discarded_peers = peers
         if discarded:
-            log.warning("luanet: closing discarded %d unsent bytes to %d peer(s) after %g s of grace",
+            log.warning("closing discarded %d unsent bytes to %d peer(s) after %g s of grace",
                         discarded, peers, grace)
         return discarded
 

@@ -238,7 +238,7 @@ def apply(target: Any, version: str, env: Optional[Mapping[str, str]] = os.envir
     crashing the process."""
     path, cpath = default_paths(version, env)
     if not c_modules_usable(version):
-        log.warning("luanet: C modules disabled for Lua %s: the Lua C API of this process "
+        log.warning("C modules disabled for Lua %s: the Lua C API of this process "
                     "belongs to another Lua (one version per process loads C modules)", version)
         cpath = ""
     lua_globals = target.globals

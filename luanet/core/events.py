@@ -48,12 +48,12 @@ class EventQueue:
             try:
                 fn(*args)
             except Exception:  # one broken step must not starve the rest
-                log.exception("luanet: event step %r failed", fn)
+                log.exception("event step %r failed", fn)
         if self.after_batch is not None:
             try:
                 self.after_batch()
             except Exception:
-                log.exception("luanet: event listener failed")
+                log.exception("event listener failed")
         progress = self._progress
         if progress is not None:
             self._progress = None
