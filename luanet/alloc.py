@@ -38,5 +38,5 @@ def tune_malloc() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return (mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-            and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+                and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)

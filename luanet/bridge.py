@@ -25,7 +25,7 @@ import logging
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, cast
 
 from .core import Event, EventQueue, SocketState, TcpServer, TcpSocket
 from .core.budget import MemoryBudget
@@ -397,7 +397,8 @@ class Bridge:
 
     # ------------------------------------------------------------ events up
     def _lua_memory(self) -> int:
-        return self.runtime.get_memory_used()
+        used: int = self.runtime.get_memory_used()
+        return used
 
     def _lua_room(self) -> int:
         """Bytes that may still be pushed into Lua in this batch."""
@@ -462,7 +463,7 @@ class Bridge:
     def _after_budgeted_batch(self) -> None:
         # Lua 5.1 and LuaJIT have no emergency collection: near the limit,
         # collect here so the garbage of handlers never blocks the next batch.
-        if self._lua_memory() > self.max_memory * 3 // 4:
+        if self._lua_memory() > cast(int, self.max_memory) * 3 // 4:  # only called with a limit
             self.runtime.gccollect()
         for sock, oid in list(self._owed.items()):
             if sock.listener is None or not sock.bytes_available:

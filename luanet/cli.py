@@ -451,7 +451,7 @@ class Outcome:
 def make_host(opts: RunOptions) -> Any:
     from .host import LuaHost
 
-    extra = {"reuse_port": True} if opts.reuse_port else {}  # a worker of --workers
+    extra: Dict[str, Any] = {"reuse_port": True} if opts.reuse_port else {}  # a worker of --workers
     return LuaHost(lua=opts.lua, sandbox=opts.sandbox, bind_address=opts.bind,
                    event_loop="auto", max_memory=opts.max_memory,
                    handler_time_limit=opts.time_limit, read_buffer_size=opts.read_buffer_size,
@@ -642,7 +642,7 @@ class Workers:
 
     def __init__(self, opts: RunOptions):
         self.opts = opts
-        self.procs: List["subprocess.Popen[bytes]"] = []
+        self.procs: List[subprocess.Popen[bytes]] = []
 
     def command(self) -> List[str]:
         return ([sys.executable, "-m", "luanet", "run"] + self.opts.passed + ["--", self.opts.script]

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, ItemsView, KeysView, List, Mapping, Optional, Sequence, Union
 
 from .bridge import LUA_MODULES, Bridge
-from .errors import LuaError
 from .core import EventQueue, TcpSocket
+from .errors import LuaError
 
 log = logging.getLogger("luanet")
 
@@ -43,7 +43,8 @@ def new_event_loop(kind: Optional[str] = None) -> asyncio.AbstractEventLoop:
             if kind == "uvloop":
                 raise
         else:
-            return uvloop.new_event_loop()  # type: ignore[no-any-return]
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
     return asyncio.new_event_loop()
 
 
@@ -204,7 +205,7 @@ class LuaHost:
             chunk_name = name if name[:1] in ("@", "=") else "@" + name
         return self._call_lua(self._bridge.execute, source, chunk_name)
 
-    def execute_file(self, path: Union[str, "os.PathLike[str]"], *args: Any) -> Any:
+    def execute_file(self, path: Union[str, os.PathLike[str]], *args: Any) -> Any:
         """Run a Lua file; ``args`` arrive in the chunk as ``...`` (converted
         as everywhere). A Lua error raises LuaError; a missing file OSError."""
         path = Path(path)
@@ -368,8 +369,11 @@ class LuaHost:
         """Make serve_forever() return (safe from signal handlers and threads)."""
         stop = self._stop
         if stop is not None:
+            def finish() -> None:
+                if not stop.done():
+                    stop.set_result(None)
             try:
-                self.loop.call_soon_threadsafe(lambda: stop.done() or stop.set_result(None))
+                self.loop.call_soon_threadsafe(finish)
             except RuntimeError:  # the loop is closed already
                 pass
 
@@ -425,13 +429,13 @@ class LuaHost:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
 
-    def __enter__(self) -> "LuaHost":
+    def __enter__(self) -> LuaHost:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    async def __aenter__(self) -> "LuaHost":
+    async def __aenter__(self) -> LuaHost:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:

@@ -151,7 +151,7 @@ def valid_open_modes() -> List[int]:
     return [mode for mode in range(16) if open_mode_valid(mode)]
 
 
-def lua_schema() -> Dict[str, Any]:
+def lua_schema() -> Dict[bytes, Any]:
     """The schema as plain data for ``LuaRuntime.table_from`` (names as bytes)."""
     classes: Dict[bytes, Any] = {}
     for spec in CLASSES:

@@ -274,6 +274,7 @@ def test_second_ctrl_c_exits_at_once_while_closing(script):
 # such a part says so when it skips.
 def _host_has():
     import inspect
+
     from luanet.host import LuaHost
     params = inspect.signature(LuaHost).parameters
     has = {

@@ -227,8 +227,9 @@ def test_written_bytes_are_held_until_sent_and_released_on_abort(loop):
 
 
 def test_write_while_connecting_is_charged_and_a_failed_attempt_releases_it(loop):
-    from test_core_lifetime import refused_port
     from luanet.core import TcpSocket
+
+    from test_core_lifetime import refused_port
     holder, port = refused_port()
     budget = MemoryBudget(64 * MiB)
     try:

@@ -9,8 +9,18 @@ import os
 import pytest
 
 from conftest import (
-    ALL_LUAS, DOC_ECHO, connect, echo_large, echo_once, fd_count, in_thread, lua_int,
-    many_echo_clients, recv_exact, run_until, wait_for,
+    ALL_LUAS,
+    DOC_ECHO,
+    connect,
+    echo_large,
+    echo_once,
+    fd_count,
+    in_thread,
+    lua_int,
+    many_echo_clients,
+    recv_exact,
+    run_until,
+    wait_for,
 )
 
 ALL_BYTES = bytes(range(256))

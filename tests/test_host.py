@@ -15,8 +15,20 @@ import pytest
 from luanet import LuaError, LuaHost
 
 from conftest import (
-    ALL_LUAS, DOC_ECHO, SAFETY, connect, echo_once, fd_count, in_thread, listening_entries,
-    lua_int, recv_exact, recv_until_eof, refused, run_until, wait_for,
+    ALL_LUAS,
+    DOC_ECHO,
+    SAFETY,
+    connect,
+    echo_once,
+    fd_count,
+    in_thread,
+    listening_entries,
+    lua_int,
+    recv_exact,
+    recv_until_eof,
+    refused,
+    run_until,
+    wait_for,
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

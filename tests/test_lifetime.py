@@ -9,8 +9,17 @@ import time
 import pytest
 
 from conftest import (
-    GC_LUAS, SAFETY, connect, echo_once, in_thread, lua_int, recv_exact, recv_until_eof, refused,
-    run_until, wait_for,
+    GC_LUAS,
+    SAFETY,
+    connect,
+    echo_once,
+    in_thread,
+    lua_int,
+    recv_exact,
+    recv_until_eof,
+    refused,
+    run_until,
+    wait_for,
 )
 
 # The server keeps no Lua reference to the sockets it hands out.

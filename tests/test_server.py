@@ -11,8 +11,19 @@ import sys
 import pytest
 
 from conftest import (
-    DOC_ECHO, connect, echo_once, free_port, in_thread, listening_entries,
-    lua_int, lua_list, recv_exact, recv_until_eof, refused, run_until, wait_for,
+    DOC_ECHO,
+    connect,
+    echo_once,
+    free_port,
+    in_thread,
+    listening_entries,
+    lua_int,
+    lua_list,
+    recv_exact,
+    recv_until_eof,
+    refused,
+    run_until,
+    wait_for,
 )
 
 ADDRESS_IN_USE_ERROR = 8

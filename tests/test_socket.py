@@ -11,8 +11,17 @@ import struct
 import pytest
 
 from conftest import (
-    ALL_LUAS, SAFETY, connect, in_thread, lua_int, lua_list, recv_exact, recv_until_eof,
-    reserved_closed_port, run_until, wait_for,
+    ALL_LUAS,
+    SAFETY,
+    connect,
+    in_thread,
+    lua_int,
+    lua_list,
+    recv_exact,
+    recv_until_eof,
+    reserved_closed_port,
+    run_until,
+    wait_for,
 )
 
 UNCONNECTED, HOST_LOOKUP, CONNECTING, CONNECTED, BOUND, CLOSING = 0, 1, 2, 3, 4, 5
