@@ -35,8 +35,19 @@ from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import pytest
 
-from .spec import (DEFAULT_LUA, DEFAULT_PATTERN, DEFAULT_TIMEOUT, SpecLoadError, SpecOptions,
-                   SpecResult, Worker, _as_list, _matches_any, _split_list, read_busted_file)
+from .spec import (
+    DEFAULT_LUA,
+    DEFAULT_PATTERN,
+    DEFAULT_TIMEOUT,
+    SpecLoadError,
+    SpecOptions,
+    SpecResult,
+    Worker,
+    _as_list,
+    _matches_any,
+    _split_list,
+    read_busted_file,
+)
 
 _LIST_INIS = ("lpath", "cpath", "pattern", "exclude_pattern", "tags", "exclude_tags", "filter",
               "filter_out")
@@ -146,7 +157,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _workers(config).clear()
 
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Optional["LuaSpecFile"]:
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Optional[LuaSpecFile]:
     if file_path.suffix != ".lua":
         return None
     options = spec_options(parent.config)
@@ -196,7 +207,7 @@ class LuaSpecFile(pytest.File):
                                                error=error)
             # pytest needs unique names; two `it`s may share one.
             seen = Counter(t.name for t in tests)
-            occurrence: "Counter[str]" = Counter()
+            occurrence: Counter[str] = Counter()
             for test in tests:
                 name = prefix + test.name
                 if seen[test.name] > 1:
@@ -214,7 +225,7 @@ class LuaSpecFile(pytest.File):
             options.select = sorted({item.test.key for item in selected})
             results = _worker(self.config, version).run_file(self.path, options)
             by_key: Dict[Tuple[str, int], SpecResult] = {}
-            count: "Counter[str]" = Counter()
+            count: Counter[str] = Counter()
             errors: List[SpecResult] = []
             for result in results:
                 if result.kind == "test":

@@ -35,8 +35,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import (Any, Callable, Dict, Iterable, List, NoReturn, Optional, Sequence, TextIO,
-                    Tuple, Union)
+from typing import Any, Callable, Dict, Iterable, List, NoReturn, Optional, Sequence, TextIO, Tuple, Union
 
 log = logging.getLogger("luanet")
 
@@ -82,7 +81,7 @@ class SpecOptions:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: Dict[str, Any]) -> "SpecOptions":
+    def from_json(cls, data: Dict[str, Any]) -> SpecOptions:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -119,7 +118,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def display_path(path: Union[str, "os.PathLike[str]"]) -> str:
+def display_path(path: Union[str, os.PathLike[str]]) -> str:
     """The path as messages show it: relative to the working directory when
     below it (short and clickable), else absolute."""
     path = Path(path).absolute()
@@ -191,7 +190,7 @@ def _matches_any(name: str, patterns: Sequence[str]) -> bool:
     return False
 
 
-def find_spec_files(paths: Iterable[Union[str, "os.PathLike[str]"]],
+def find_spec_files(paths: Iterable[Union[str, os.PathLike[str]]],
                     patterns: Sequence[str] = (DEFAULT_PATTERN,),
                     exclude: Sequence[str] = ()) -> List[Path]:
     """Files as given; directories searched recursively (hidden ones skipped)
@@ -219,7 +218,7 @@ def find_spec_files(paths: Iterable[Union[str, "os.PathLike[str]"]],
 
 # ---------------------------------------------------------------- .busted
 
-def read_busted_file(root: Union[str, "os.PathLike[str]"] = ".") -> Optional[Dict[str, Any]]:
+def read_busted_file(root: Union[str, os.PathLike[str]] = ".") -> Optional[Dict[str, Any]]:
     """The tasks of a ``.busted`` file at root ({task: {option: value}}), or None."""
     path = Path(root) / ".busted"
     if not path.is_file():
@@ -275,6 +274,7 @@ def _accepts(function: Any, name: str) -> bool:
 
 def _host_accepts(name: str) -> bool:
     import inspect
+
     from .host import LuaHost
     try:
         return name in inspect.signature(LuaHost.__init__).parameters
@@ -394,7 +394,7 @@ _OPTION_NAMES = ("tags", "exclude_tags", "filter", "filter_out", "shuffle", "sor
                  "timeout", "list")
 
 
-def run_file(path: Union[str, "os.PathLike[str]"], version: str = DEFAULT_LUA,
+def run_file(path: Union[str, os.PathLike[str]], version: str = DEFAULT_LUA,
              options: Optional[SpecOptions] = None,
              on_result: Optional[Callable[[SpecResult], None]] = None) -> List[SpecResult]:
     """Runs one spec file in a fresh LuaHost (busted's order, hooks,
@@ -515,7 +515,7 @@ class Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=cwd, env=env,
             text=True, encoding="utf-8", errors="replace", bufsize=1)
 
-    def run_file(self, path: Union[str, "os.PathLike[str]"], options: SpecOptions,
+    def run_file(self, path: Union[str, os.PathLike[str]], options: SpecOptions,
                  on_result: Optional[Callable[[SpecResult], None]] = None) -> List[SpecResult]:
         """Runs one file in the worker. Each result must arrive within the
         per-test timeout plus a minute, else the worker is killed (a safety
@@ -772,12 +772,10 @@ class Output:
         for r in self.results:
             out.write(f'    <testcase classname={quoteattr(r.file)} name={quoteattr(self._name(r))} '
                       f'time="{r.duration:.6f}">')
-            if r.status == "failure":
-                out.write(f'<failure type="failure" message={quoteattr(r.message.splitlines()[0] if r.message else "")}>'
-                          f'{escape(r.message + chr(10) + r.trace)}</failure>')
-            elif r.status == "error":
-                out.write(f'<error type="error" message={quoteattr(r.message.splitlines()[0] if r.message else "")}>'
-                          f'{escape(r.message + chr(10) + r.trace)}</error>')
+            first_line = quoteattr(r.message.splitlines()[0] if r.message else "")
+            detail = escape(r.message + "\n" + r.trace)
+            if r.status in ("failure", "error"):
+                out.write(f'<{r.status} type="{r.status}" message={first_line}>{detail}</{r.status}>')
             elif r.status == "pending":
                 out.write("<skipped/>")
             out.write("</testcase>\n")
@@ -803,7 +801,7 @@ def _versions(value: Union[str, Sequence[str]]) -> List[str]:
     return out
 
 
-def run_specs(paths: Optional[Sequence[Union[str, "os.PathLike[str]"]]] = None,
+def run_specs(paths: Optional[Sequence[Union[str, os.PathLike[str]]]] = None,
               lua: Union[str, Sequence[str]] = DEFAULT_LUA, out: Optional[TextIO] = None,
               options: Optional[SpecOptions] = None, output: str = "plainTerminal", *,
               sandbox: Optional[bool] = None, patterns: Sequence[str] = ()) -> int:

@@ -234,7 +234,8 @@ def test_registering_inside_a_test_is_an_error(tmp_path):
 
 def test_randomize_shuffles_with_a_seed(tmp_path):
     body = "\n".join(f'  it("t{i}", function() end)' for i in range(30))
-    path = write(tmp_path, "random_spec.lua", 'describe("r", function()\n  randomize(7)\n' + body + "\nend)\n")
+    source = 'describe("r", function()\n  randomize(7)\n' + body + "\nend)\n"
+    path = write(tmp_path, "random_spec.lua", source)
     names = list(results(path))
     assert sorted(names) == sorted(f"r t{i}" for i in range(30))
     assert names != [f"r t{i}" for i in range(30)]
