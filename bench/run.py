@@ -249,7 +249,8 @@ def summarize(runs, loops, scenarios, a, b):
 
 
 def print_table(rows, a, b, opts):
-    head = f"{'loop':8} {'scenario':22} {'unit':13} {a + ' runs':>20} {a:>8} {b + ' runs':>20} {b:>8} {'ratio':>6}  target"
+    head = (f"{'loop':8} {'scenario':22} {'unit':13} {a + ' runs':>20} {a:>8} {b + ' runs':>20} {b:>8} "
+            f"{'ratio':>6}  target")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -333,7 +334,8 @@ def main():
                         if sc == "churn":
                             extra += f"  rss {(rec['rss_after'] - rec['rss_before']) / 1024:+.0f} KiB"
                         if sc == "bulk":
-                            extra += f"  {rec['server_cpu'] / (rec['result']['bytes'] / 2**20) * 1e6:.0f} us CPU/MiB"
+                            per_mib = rec['server_cpu'] / (rec['result']['bytes'] / 2**20)
+                            extra += f"  {per_mib * 1e6:.0f} us CPU/MiB"
                         print(f"  {loop:7} {sc:5} {side:9} {fmt(rec['value']):>8} "
                               f"{SCENARIOS[sc][0]}{extra}")
                     sys.stdout.flush()

@@ -222,7 +222,7 @@ def many_echo_clients(port, n_clients, n_messages, deadline=60.0):
     sel = selectors.DefaultSelector()
     socks = []
     try:
-        for i in range(n_clients):
+        for _ in range(n_clients):
             s = connect(port)
             s.setblocking(False)
             socks.append(s)

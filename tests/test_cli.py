@@ -210,7 +210,8 @@ def test_exits_by_itself_when_nothing_is_open(script):
 
 def test_handler_error_is_reported_and_server_keeps_serving(script):
     path = script(ECHO.replace("c.ready_read_handler = function(c)",
-                               "c.ready_read_handler = function(c) if c:peek_string(4) == 'boom' then error('handler failed') end"))
+                               "c.ready_read_handler = function(c) "
+                               "if c:peek_string(4) == 'boom' then error('handler failed') end"))
     proc = start(["run", str(path)])
     try:
         port = port_from(read_line_with(proc, b"listening on port"))

@@ -198,7 +198,8 @@ def test_close_leaves_no_listening_port_and_no_descriptor(tmp_path):
         accepted = in_thread(ls.accept)
         conn, _ = wait_for(host, accepted)
         py_client = wait_for(host, in_thread(connect, port))
-        assert wait_for(host, in_thread(lambda: (py_client.sendall(b"x"), recv_exact(py_client, 1))[1])) == b"x"
+        echoed = in_thread(lambda: (py_client.sendall(b"x"), recv_exact(py_client, 1))[1])
+        assert wait_for(host, echoed) == b"x"
     finally:
         host.close()
     try:

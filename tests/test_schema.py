@@ -71,7 +71,7 @@ def test_stubs_list_exactly_what_the_runtime_has(api, name):
 
 
 def test_writable_properties_say_so_in_the_stubs(api):
-    for name, (cls, _, file, _, _) in STUBS.items():
+    for name, (_, _, file, _, _) in STUBS.items():
         text = (TYPES / file).read_text()
         for prop in api[name]["writable"]:
             line = re.search(rf"---@field {prop} .*", text).group(0)

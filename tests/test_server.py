@@ -288,7 +288,7 @@ def test_pending_queue_holds_max_pending_and_drops_nothing(host):
     for k in range(1, 6):
         assert host.eval("take() ~= nil") is True
         expected = min(5, k + 2)
-        run_until(host, lambda: host.eval("arrived") == expected, "%d arrivals" % expected)
+        run_until(host, lambda expected=expected: host.eval("arrived") == expected, "%d arrivals" % expected)
         host.run_for(0.1)
         assert lua_int(host, "arrived") == expected
     assert host.eval("take() == nil") is True
@@ -486,7 +486,8 @@ for i in range(M):
     clients.append(s)
 
 out["waited"] = host.run_until(lambda: host.eval("#accept_errors") >= 1, 10.0)
-out["accept_errors"] = [int(x) for x in host.eval("table.concat(accept_errors, ',')").decode().split(",") if x]
+errors = host.eval("table.concat(accept_errors, ',')").decode()
+out["accept_errors"] = [int(x) for x in errors.split(",") if x]
 out["arrived_when_exhausted"] = int(host.eval("arrived"))
 
 for fd in fillers:
