@@ -65,7 +65,7 @@ class LuaGlobals:
     """The Lua global table, by item or attribute: ``host.globals["x"] = 1``,
     ``host.globals.x``. Values go in converted as everywhere (str as UTF-8,
     dicts and lists as tables) and come back as Lua gives them (strings as
-    bytes)."""
+    bytes). Made by ``LuaHost.globals`` (``bridge`` is the host's Bridge)."""
 
     __slots__ = ("_table", "_bridge")
 
@@ -156,7 +156,8 @@ class LuaHost:
                                                or not isinstance(handler_time_limit, (int, float))
                                                or not handler_time_limit > 0):
             raise ValueError("handler_time_limit must be a positive number of seconds")
-        if isinstance(read_buffer_size, bool) or not isinstance(read_buffer_size, int) or read_buffer_size < 0:
+        if (isinstance(read_buffer_size, bool) or not isinstance(read_buffer_size, int)
+                or read_buffer_size < 0):
             raise ValueError("read_buffer_size must be a non-negative number of bytes")
         if lua_path is not None and not isinstance(lua_path, str):
             raise TypeError("lua_path must be a str of ';'-separated templates or None")
@@ -194,8 +195,8 @@ class LuaHost:
         return LuaGlobals(self._bridge)
 
     def execute(self, source: Union[str, bytes], name: Optional[str] = None) -> Any:
-        """Run a chunk of Lua (``name`` is its chunk name for messages) and
-        return what it returns. A Lua error raises LuaError."""
+        """Run ``source``, a chunk of Lua (``name`` is its chunk name for
+        messages), and return what it returns. A Lua error raises LuaError."""
         if not isinstance(source, (str, bytes)):
             raise TypeError("source must be str or bytes")
         if isinstance(source, str):
@@ -206,8 +207,8 @@ class LuaHost:
         return self._call_lua(self._bridge.execute, source, chunk_name)
 
     def execute_file(self, path: Union[str, os.PathLike[str]], *args: Any) -> Any:
-        """Run a Lua file; ``args`` arrive in the chunk as ``...`` (converted
-        as everywhere). A Lua error raises LuaError; a missing file OSError."""
+        """Run the Lua file at ``path``; ``args`` arrive in the chunk as ``...``
+        (converted as everywhere). A Lua error raises LuaError; a missing file OSError."""
         path = Path(path)
         source = path.read_bytes()
         if source.startswith(b"#"):  # a shebang line, as the standalone lua skips it
@@ -228,15 +229,15 @@ class LuaHost:
         return self._call_lua(self._bridge.call, function, *args)
 
     def table(self, value: Union[Mapping[Any, Any], Sequence[Any]]) -> Any:
-        """A new Lua table from a dict or list (nested ones too)."""
+        """A new Lua table from ``value``, a dict or list (nested ones too)."""
         if not isinstance(value, (Mapping, list, tuple)):
             raise TypeError("table() takes a dict, a list or a tuple")
         self._check_open()
         return self._bridge.table(dict(value) if isinstance(value, Mapping) else list(value))
 
     def load_module(self, name: str) -> Any:
-        """Run one of luanet's bundled Lua modules; it gets the debug library
-        even in a sandbox, scripts do not."""
+        """Run one of luanet's bundled Lua modules by ``name``; it gets the
+        debug library even in a sandbox, scripts do not."""
         if not isinstance(name, str) or not name.replace("/", "_").isidentifier():
             raise ValueError(f"not a luanet module name: {name!r}")
         return self._call_lua(self._bridge.load_module, name)
@@ -394,7 +395,8 @@ class LuaHost:
         return discarded
 
     async def aclose(self, grace: float = CLOSE_GRACE_SECONDS) -> int:
-        """close() for a host attached to a running loop."""
+        """close() for a host attached to a running loop: flushes for up to
+        ``grace`` seconds, then discards; returns the bytes discarded."""
         if self._closed:
             return 0
         closing = self._bridge.close_all()

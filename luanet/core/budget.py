@@ -23,11 +23,21 @@ READ_QUANTUM = 1 << 18
 
 
 class Reader(Protocol):
-    def resume_for_budget(self) -> None: ...
+    """What parks in a budget: a socket that stopped reading for lack of room."""
+
+    def resume_for_budget(self) -> None:
+        """Start reading again: the budget has room for one read."""
+        ...
 
 
 class MemoryBudget:
-    """``limit`` bytes for the Lua heap (``lua_used()``) plus ``held``."""
+    """``limit`` bytes for the Lua heap (``lua_used()``) plus ``held``.
+
+    Arguments:
+        limit: the host's ``max_memory`` in bytes; None: no limit (every
+            check passes, nothing parks).
+        lua_used: returns the bytes the Lua heap uses now.
+    """
 
     __slots__ = ("limit", "held", "_lua_used", "_parked")
 
@@ -40,6 +50,7 @@ class MemoryBudget:
 
     @property
     def limited(self) -> bool:
+        """Whether there is a limit at all."""
         return self.limit is not None
 
     def room(self) -> int:
@@ -49,12 +60,15 @@ class MemoryBudget:
         return self.limit - self._lua_used() - self.held
 
     def fits(self, n: int) -> bool:
+        """Whether ``n`` more bytes may be taken now."""
         return self.limit is None or n <= self.room()
 
     def charge(self, n: int) -> None:
+        """``n`` bytes are now held in Python on the scripts' behalf."""
         self.held += n
 
     def release(self, n: int) -> None:
+        """``n`` held bytes are gone (handed to Lua, sent or dropped)."""
         self.held -= n
 
     def park(self, reader: Reader) -> None:
@@ -62,6 +76,7 @@ class MemoryBudget:
         self._parked.add(reader)
 
     def unpark(self, reader: Reader) -> None:
+        """``reader`` no longer waits (it closed or resumed on its own)."""
         self._parked.discard(reader)
 
     def poll(self) -> None:

@@ -4,6 +4,8 @@ from enum import IntEnum
 
 
 class SocketState(IntEnum):
+    """A TcpSocket's state (``state`` / ``state_changed``), Qt's values."""
+
     UNCONNECTED = 0
     HOST_LOOKUP = 1
     CONNECTING = 2
@@ -13,6 +15,8 @@ class SocketState(IntEnum):
 
 
 class SocketError(IntEnum):
+    """What went wrong (``error``), Qt's QAbstractSocket::SocketError values."""
+
     CONNECTION_REFUSED = 0
     REMOTE_HOST_CLOSED = 1
     HOST_NOT_FOUND = 2
@@ -31,6 +35,8 @@ class SocketError(IntEnum):
 
 
 class OpenMode(IntEnum):
+    """Flags of ``connect``'s open mode (QIODevice::OpenMode), to be summed."""
+
     NOT_OPEN = 0
     READ_ONLY = 1
     WRITE_ONLY = 2

@@ -21,6 +21,12 @@ log = logging.getLogger("luanet")
 
 
 class EventQueue:
+    """Runs what core objects post, in order, in one batch per loop turn.
+
+    Arguments:
+        loop: the asyncio loop the batches run on.
+    """
+
     __slots__ = ("_loop", "_pending", "_scheduled", "after_batch", "_progress")
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
@@ -33,9 +39,11 @@ class EventQueue:
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop this queue runs on."""
         return self._loop
 
     def post(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in the next batch (never inside this call)."""
         self._pending.append((fn, args))
         if not self._scheduled:
             self._scheduled = True

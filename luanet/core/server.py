@@ -35,6 +35,20 @@ log = logging.getLogger("luanet")
 
 
 class TcpServer:
+    """A QTcpServer: listens, queues accepted connections as TcpSockets (up
+    to ``max_pending_connections``) and reports to ``listener``.
+
+    Arguments:
+        events: the queue its events are posted to (and whose loop it uses).
+        listener: called as ``listener(server, event, a, b)`` for
+            NEW_CONNECTION and ACCEPT_ERROR.
+        socket_listener: the listener given to every socket it hands out.
+        bind_address: listen on this address (or host name) only; None: on
+            all interfaces (dual-stack where the system has IPv6).
+        budget: the host's MemoryBudget, handed to every accepted socket.
+        reuse_port: set SO_REUSEPORT so other processes can serve the port.
+    """
+
     __slots__ = ("listener", "socket_listener", "_events", "_loop", "_bind_address",
                  "_lsock", "_watching", "_paused", "_max_pending", "_queue", "_wrapping",
                  "_handed_out", "_family", "error", "error_string", "_budget",
@@ -71,18 +85,23 @@ class TcpServer:
     # -------------------------------------------------------------- properties
     @property
     def listening(self) -> bool:
+        """Whether the server listens."""
         return self._lsock is not None
 
     @property
     def port(self) -> int:
+        """The port it listens on (the one chosen for ``listen(0)``); 0 when not listening."""
         return self._lsock.getsockname()[1] if self._lsock is not None else 0
 
     @property
     def has_pending_connections(self) -> bool:
+        """Whether next_pending_connection() has a socket to give."""
         return bool(self._queue)
 
     @property
     def max_pending_connections(self) -> int:
+        """How many accepted connections may wait (default 30); past it, new
+        ones wait in the kernel's backlog. Settable (``value`` >= 0)."""
         return self._max_pending
 
     @max_pending_connections.setter
@@ -98,6 +117,8 @@ class TcpServer:
         return False
 
     def listen(self, port: int) -> bool:
+        """Listen on ``port`` (0: any free port); False with ``error`` and
+        ``error_string`` set when that fails."""
         if self._lsock is not None:
             return self._fail(SocketError.OPERATION, "The server is already listening")
         if not 0 <= port <= 65535:
@@ -118,14 +139,17 @@ class TcpServer:
         return True
 
     def pause_accepting(self) -> None:
+        """Accept nothing more until resume_accepting() (connections wait in the backlog)."""
         self._paused = True
         self._update_watch()
 
     def resume_accepting(self) -> None:
+        """Accept again after pause_accepting() or an accept error."""
         self._paused = False
         self._update_watch()
 
     def next_pending_connection(self) -> Optional[TcpSocket]:
+        """The oldest queued connection, now the caller's (None when none waits)."""
         if not self._queue:
             return None
         sock = self._queue.popleft()
@@ -140,7 +164,7 @@ class TcpServer:
         return list(self._queue) + list(self._handed_out)
 
     def forget(self, sock: TcpSocket) -> None:
-        """A handed-out socket is closed: the server no longer owns it."""
+        """A handed-out socket ``sock`` is closed: the server no longer owns it."""
         self._handed_out.discard(sock)
 
     def close(self) -> None:

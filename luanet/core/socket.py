@@ -166,7 +166,7 @@ class _Attempt(asyncio.Protocol):
 
     __slots__ = ("sock",)
 
-    def __init__(self, sock: "TcpSocket"):
+    def __init__(self, sock: TcpSocket):
         self.sock = sock
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -185,6 +185,12 @@ class TcpSocket(asyncio.Protocol):
     ``listener(sock, event, a, b)`` receives the events. ``budget`` (a
     MemoryBudget with a limit) is charged for the bytes held here: received
     and not read yet, written and not sent yet.
+
+    Arguments:
+        events: the queue its events are posted to (and whose loop it uses).
+        listener: the event callback above; None reports nothing.
+        bind_address: ``bind()`` binds this address only; None: all interfaces.
+        budget: the host's MemoryBudget (one without a limit is not charged).
     """
 
     __slots__ = (
@@ -296,34 +302,42 @@ class TcpSocket(asyncio.Protocol):
 
     @property
     def is_open(self) -> bool:
+        """Whether the socket is open (its open mode is not NOT_OPEN)."""
         return self.open_mode != 0
 
     @property
     def valid(self) -> bool:
+        """Whether the socket is connected and has its transport."""
         return self.state == CONNECTED and self._transport is not None
 
     @property
     def readable(self) -> bool:
+        """Whether it was opened for reading."""
         return bool(self.open_mode & MODE_READ)
 
     @property
     def writeable(self) -> bool:
+        """Whether it was opened for writing."""
         return bool(self.open_mode & MODE_WRITE)
 
     @property
     def local_address(self) -> str:
+        """The local address (as text); "" when unconnected."""
         return self._addresses()[0][0] if self.state != UNCONNECTED else ""
 
     @property
     def local_port(self) -> int:
+        """The local port; 0 when unconnected."""
         return self._addresses()[0][1] if self.state != UNCONNECTED else 0
 
     @property
     def remote_address(self) -> str:
+        """The peer's address (as text) while connected or closing; "" otherwise."""
         return self._addresses()[1][0] if self.state in (CONNECTED, CLOSING) else ""
 
     @property
     def remote_port(self) -> int:
+        """The peer's port while connected or closing; 0 otherwise."""
         return self._addresses()[1][1] if self.state in (CONNECTED, CLOSING) else 0
 
     @property
@@ -334,6 +348,7 @@ class TcpSocket(asyncio.Protocol):
 
     @property
     def bytes_to_write(self) -> int:
+        """Bytes written and not sent yet (including those written while connecting)."""
         pending = sum(map(len, self._pre_connect)) if self._pre_connect else 0
         if self._transport is not None:
             pending += self._transport.get_write_buffer_size()
@@ -360,6 +375,7 @@ class TcpSocket(asyncio.Protocol):
     # ------------------------------------------------------------ read buffer
     @property
     def bytes_available(self) -> int:
+        """Bytes in the read buffer, waiting to be read."""
         return self._rlen
 
     def read(self, max_size: Optional[int] = None) -> bytes:
@@ -415,6 +431,7 @@ class TcpSocket(asyncio.Protocol):
         self._pause(_OWNER)
 
     def resume_for_owner(self) -> None:
+        """Read again: the owner's read buffer has room once more."""
         self._unpause(_OWNER)
 
     def resume_for_budget(self) -> None:
@@ -423,6 +440,7 @@ class TcpSocket(asyncio.Protocol):
 
     # ----------------------------------------------------- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """asyncio: the connection is up on ``transport``."""
         self._transport = transport  # type: ignore[assignment]
         self._making = None
         self._attempt = None
@@ -472,6 +490,7 @@ class TcpSocket(asyncio.Protocol):
         return "", 0
 
     def data_received(self, data: bytes) -> None:
+        """asyncio: ``data`` arrived; it goes to the read buffer."""
         if self._rslow:
             if not self._data_received_slow(data):
                 return
@@ -509,6 +528,7 @@ class TcpSocket(asyncio.Protocol):
             self._unpause(_AHEAD)  # only if the owner took the bytes
 
     def eof_received(self) -> bool:
+        """asyncio: the peer closed its side (REMOTE_HOST_CLOSED follows)."""
         if self._attached:
             self._events.post(self._remote_closed, self._gen, None)
         else:
@@ -516,6 +536,7 @@ class TcpSocket(asyncio.Protocol):
         return True  # keep our half open: the script may still answer
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
+        """asyncio: the transport is gone; ``exc`` says why (None: a clean close)."""
         transport, self._transport = self._transport, None
         if transport is not None and self._remote is None:
             self._keep_addresses(transport)  # handlers may ask until UNCONNECTED
@@ -540,9 +561,11 @@ class TcpSocket(asyncio.Protocol):
             self._events.post(self._remote_closed, gen, exc)
 
     def pause_writing(self) -> None:
+        """asyncio: the transport's write buffer is full."""
         self._wpaused = True
 
     def resume_writing(self) -> None:
+        """asyncio: the transport's write buffer drained."""
         self._wpaused = False
         self._written_sent = self._written_total
         self._release_written()
@@ -604,10 +627,12 @@ class TcpSocket(asyncio.Protocol):
 
     # ------------------------------------------------ queue hand-over (server)
     def detach(self) -> None:
+        """Queued in a server: hold events back until attach()."""
         self._attached = False
 
     def attach(self, listener: Optional[Listener]) -> None:
-        """Handed to the script: announce what happened while it was queued."""
+        """Handed to the script: ``listener`` gets the events from now on, and
+        what happened while it was queued is announced."""
         self.listener = listener
         self._attached = True
         if self._rlen and not self._read_posted:
@@ -619,8 +644,9 @@ class TcpSocket(asyncio.Protocol):
 
     # ------------------------------------------------------------ connecting
     def connect(self, host: str, port: int, mode: int = 3) -> bool:
-        """Start connecting; False (error set, nothing else changed) when the
-        socket is busy or an argument is unusable."""
+        """Start connecting to ``host`` (a name or address) at ``port``, open in
+        ``mode`` (OpenMode flags; READ_WRITE by default); False (error set,
+        nothing else changed) when the socket is busy or an argument is unusable."""
         if self.state is not UNCONNECTED and self.state is not BOUND:
             self._set_error(SocketError.OPERATION, "The socket is already connecting or connected")
             self._post(Event.ERROR, int(SocketError.OPERATION))  # as Qt
@@ -808,6 +834,7 @@ class TcpSocket(asyncio.Protocol):
         self._release_written()
 
     def bind(self, port: int) -> bool:
+        """Bind to ``port`` (0: any free one) before connecting; False with the error set on failure."""
         if self.state is not UNCONNECTED:
             self._set_error(SocketError.OPERATION, "The socket is already bound or connected")
             return False
@@ -901,6 +928,7 @@ class TcpSocket(asyncio.Protocol):
 
     # ------------------------------------------------------------ closing
     def disconnect(self) -> None:
+        """Close gracefully: what was written is sent first (while connecting: once connected)."""
         state = self.state
         if state is CONNECTED:
             self._change("close")

@@ -20,6 +20,14 @@ Listener = Callable[[Any, int, Any, Any], None]
 
 
 class Timer:
+    """A QTimer: fires ``Event.TIMEOUT`` to ``listener`` after ``interval``
+    seconds, once (``single_shot``) or repeatedly, until stopped.
+
+    Arguments:
+        events: the queue its firings are posted to (and whose loop it uses).
+        listener: called as ``listener(timer, Event.TIMEOUT, None, None)``.
+    """
+
     __slots__ = ("listener", "_events", "_loop", "interval", "single_shot",
                  "_handle", "_due", "_generation")
 
@@ -35,6 +43,7 @@ class Timer:
 
     @property
     def active(self) -> bool:
+        """Whether the timer is started (and will fire)."""
         return self._handle is not None
 
     @property
@@ -52,6 +61,7 @@ class Timer:
         self._schedule(self._loop.time() + self.interval)
 
     def stop(self) -> None:
+        """Stop; a firing already posted but not delivered is dropped."""
         handle, self._handle = self._handle, None
         self._generation += 1
         if handle is not None:
