@@ -64,11 +64,11 @@ method_with_async(TcpSocket, "read_string", { "size" }, function(_, rec, max) re
 method_with_async(TcpSocket, "read_bytes", { "size" }, function(_, rec, max) return bytes_of(take(rec, max)) end)
 method_with_async(TcpSocket, "read_line_string", { "size" }, function(_, rec, max) return line(rec, max) end)
 method_with_async(TcpSocket, "read_line_bytes", { "size" }, function(_, rec, max) return bytes_of(line(rec, max)) end)
-method_with_async(TcpSocket, "read_all_string", {}, function(_, rec) return take(rec, nil) end)
+objects.async_twin(TcpSocket, "read_all_string", {}, function(_, rec) return take(rec, nil) end)
 method_with_async(TcpSocket, "read_all_bytes", {}, function(_, rec) return bytes_of(take(rec, nil)) end)
 method_with_async(TcpSocket, "peek_string", { "count" }, function(_, rec, max) return readbuf.peek(rec, max) end)
 method_with_async(TcpSocket, "peek_bytes", { "count" }, function(_, rec, max) return bytes_of(readbuf.peek(rec, max)) end)
-method_with_async(TcpSocket, "write_string", { "string" }, function(_, rec, data)
+objects.async_twin(TcpSocket, "write_string", { "string" }, function(_, rec, data)
   return native.write(rec.id, data)
 end)
 method_with_async(TcpSocket, "write_bytes", { "table" }, function(_, rec, t)
@@ -81,7 +81,8 @@ method_with_async(TcpSocket, "write_bytes", { "table" }, function(_, rec, t)
 end)
 
 -- The echo path by hand: read_all_string and write_string run once per
--- message, so they skip the generic wrapper (same checks, same errors).
+-- message, so they are written out instead of made by objects.method (same
+-- checks, same errors; their _async twins are made above as for the rest).
 local read_all_index = TcpSocket.index
 TcpSocket.methods.read_all_string = function(self)
   local rec = raw_metatable(self)

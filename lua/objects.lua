@@ -196,10 +196,10 @@ function objects.method(class, fname, kinds, body)
   return fn
 end
 
---- method + its _async twin, whose last argument is cb(self, result, error),
---- run later from the loop. Optional arguments before cb may be left out.
-function objects.method_with_async(class, fname, kinds, body)
-  objects.method(class, fname, kinds, body)
+--- The _async twin of a method: its last argument is cb(self, result,
+--- error), run later from the loop. Optional arguments before cb may be
+--- left out.
+function objects.async_twin(class, fname, kinds, body)
   local async_name = fname .. "_async"
   local nk = #kinds
   local defer = M.dispatch.defer
@@ -219,6 +219,12 @@ function objects.method_with_async(class, fname, kinds, body)
       if ok then cb(self, result, nil) else cb(self, nil, M.limits.message(result)) end
     end)
   end
+end
+
+--- A method and its _async twin.
+function objects.method_with_async(class, fname, kinds, body)
+  objects.method(class, fname, kinds, body)
+  objects.async_twin(class, fname, kinds, body)
 end
 
 --- The table scripts see as net.X: static fields, read only.

@@ -264,60 +264,6 @@ def _split_list(values: Sequence[str]) -> List[str]:
 
 # ---------------------------------------------------------------- one file
 
-def _accepts(function: Any, name: str) -> bool:
-    import inspect
-    try:
-        return name in inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _host_accepts(name: str) -> bool:
-    import inspect
-
-    from .host import LuaHost
-    try:
-        return name in inspect.signature(LuaHost.__init__).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _sandbox_searcher(host: Any, lua_path: str) -> None:
-    """require for a sandboxed host whose LuaHost has no lua_path yet: Lua
-    source files found on the templates, loaded as text."""
-    templates = [t for t in lua_path.split(";") if t]
-
-    def find(name: bytes) -> Any:
-        module = _text(name).replace(".", "/")
-        for template in templates:
-            candidate = Path(template.replace("?", module))
-            if candidate.is_file():
-                return candidate.read_bytes(), ("@" + str(candidate)).encode()
-        return None
-
-    install = host.eval(b"""function(find)
-      local loaded, preload, load, loadstring = package.loaded, package.preload, load, loadstring
-      local previous = require
-      require = function(name)
-        local value = loaded[name]
-        if value ~= nil then return value end
-        if preload[name] then return previous(name) end
-        local source, chunk_name = find(name)
-        if not source then return previous(name) end
-        local chunk, message
-        if loadstring then chunk, message = loadstring(source, chunk_name)
-        else chunk, message = load(source, chunk_name, "t") end
-        if not chunk then error("error loading module '" .. name .. "':\\n\\t" .. message, 2) end
-        value = chunk(name, chunk_name:sub(2))
-        if value == nil then value = loaded[name] end
-        if value == nil then value = true end
-        loaded[name] = value
-        return value
-      end
-    end""")
-    host.call(install, find) if hasattr(host, "call") else install(find)
-
-
 def _new_host(version: str, options: SpecOptions, on_error: Callable[[str], None]) -> Any:
     from . import lua_env
     from .host import LuaHost
@@ -349,13 +295,7 @@ def _new_host(version: str, options: SpecOptions, on_error: Callable[[str], None
         # handler time limit makes the host turn the compiler off, so the
         # runner's per-test timeout hook reaches loops too.
         extra["handler_time_limit"] = float(options.timeout)
-    if _host_accepts("lua_path"):
-        extra["lua_path"] = lua_path
-    host = LuaHost(lua=version, sandbox=True, on_error=on_error, **extra)
-    # Until every host's sandboxed require searches lua_path, the same
-    # text-only search runs here too (it only ever finds Lua source files).
-    _sandbox_searcher(host, lua_path)
-    return host
+    return LuaHost(lua=version, sandbox=True, on_error=on_error, lua_path=lua_path, **extra)
 
 
 def _interpreter(version: str) -> str:
@@ -487,10 +427,7 @@ def run_file(path: Union[str, os.PathLike[str]], version: str = DEFAULT_LUA,
     finally:
         try:
             # What a spec left unsent is not waited for (nothing reads it).
-            if _accepts(host.close, "grace"):
-                host.close(grace=0)
-            else:
-                host.close()
+            host.close(grace=0)
         except Exception:
             log.exception("luanet spec: closing the host of %s", name)
     return results

@@ -412,7 +412,7 @@ def test_luanet_helpers_raise_inside_a_handler(host, helper):
 
 
 def test_load_module_gives_bundled_code_the_debug_library_but_not_scripts(host):
-    busted = host.load_module("busted")
+    busted = host.load_module("luanet_busted")
     assert busted is not None
     # The sandboxed script still sees no debug library...
     assert host.eval("debug") is None
