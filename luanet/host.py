@@ -117,9 +117,11 @@ class LuaHost:
         on_error: called with the text of every error raised in a handler,
             timer or callback (by default it is logged on the "luanet" logger).
         loop: a running asyncio loop to attach to (its owner drives it; end
-            the host with ``await host.aclose()``); None makes the host's own.
+            the host with ``await host.aclose()``); None makes the host's own,
+            and raises RuntimeError when called inside a running loop.
         event_loop: the kind of loop to make when ``loop`` is None: "asyncio"
-            (default), "uvloop" or "auto".
+            (default), "uvloop" or "auto" (the LUANET_LOOP environment
+            variable, when set, wins; see new_event_loop).
         max_memory: the bytes the host may hold for its scripts: the Lua heap
             plus what its sockets buffer in Python. Past it, reading pauses and
             ``write_*`` returns -1 (SOCKET_RESOURCE_ERROR); Lua allocations fail
