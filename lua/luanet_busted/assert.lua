@@ -12,8 +12,8 @@ local astate = require_module("state")
 local namespaces = require_module("namespaces")
 local say = require_module("say")
 
-local type, tostring, ipairs, rawget, setmetatable, getmetatable, error, insert =
-      type, tostring, ipairs, rawget, setmetatable, getmetatable, error, table.insert
+local type, tostring, ipairs, rawget, setmetatable, getmetatable, error =
+      type, tostring, ipairs, rawget, setmetatable, getmetatable, error
 local unpack = util.unpack
 
 local obj
@@ -33,7 +33,7 @@ end
 local STATE = {}
 
 function STATE.__index(self, key)
-  for token in key:lower():gmatch("[^_]+") do insert(self.tokens, token) end
+  util.add_tokens(self.tokens, key)
   return self
 end
 

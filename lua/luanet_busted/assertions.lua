@@ -161,15 +161,7 @@ local function unique(state, args)
     if type(args[3]) == "boolean" then deep = args[3] end
     message_from(state, args[2])
   end
-  for k, v in pairs(list) do
-    for k2, v2 in pairs(list) do
-      if k ~= k2 then
-        if deep and util.deepcompare(v, v2, true) then return false end
-        if v == v2 then return false end
-      end
-    end
-  end
-  return true
+  return util.unique(list, deep)
 end
 
 -- Strips the "file:line: " Lua puts before an error message.

@@ -8,8 +8,8 @@ local util = require_module("util")
 local namespaces = require_module("namespaces")
 local say = require_module("say")
 
-local type, tostring, tonumber, pairs, ipairs, rawget, setmetatable, getmetatable, insert =
-      type, tostring, tonumber, pairs, ipairs, rawget, setmetatable, getmetatable, table.insert
+local type, tostring, tonumber, pairs, ipairs, rawget, setmetatable, getmetatable =
+      type, tostring, tonumber, pairs, ipairs, rawget, setmetatable, getmetatable
 
 local MATCHER = {
   __call = function(self, value) return self.callback(value) == self.mod end,
@@ -18,7 +18,7 @@ local MATCHER = {
 local STATE = {}
 
 function STATE.__index(self, key)
-  for token in key:lower():gmatch("[^_]+") do insert(self.tokens, token) end
+  util.add_tokens(self.tokens, key)
   return self
 end
 
@@ -127,17 +127,7 @@ function match._register_builtins(assert)
   end)
   register("unique", function(_, args)
     local deep = args[1]
-    return function(list)
-      for k, v in pairs(list) do
-        for k2, v2 in pairs(list) do
-          if k ~= k2 then
-            if deep and util.deepcompare(v, v2, true) then return false end
-            if v == v2 then return false end
-          end
-        end
-      end
-      return true
-    end
+    return function(list) return util.unique(list, deep) end
   end)
   -- all_of: false at the first matcher that fails; any_of: true at the first
   -- that holds; none_of: false at the first that holds.

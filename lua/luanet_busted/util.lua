@@ -75,6 +75,25 @@ function util.deepcompare(a, b, ignore_mt, cycles, limit_a, limit_b)
   return true
 end
 
+--- No two entries of `list` are equal (deeply equal with `deep`).
+function util.unique(list, deep)
+  for k, v in pairs(list) do
+    for k2, v2 in pairs(list) do
+      if k ~= k2 then
+        if deep and util.deepcompare(v, v2, true) then return false end
+        if v == v2 then return false end
+      end
+    end
+  end
+  return true
+end
+
+--- The tokens of a chained key (`is_not_equal` -> is, not, equal), added
+--- to the state's list: assert's and match's chains are read alike.
+function util.add_tokens(tokens, key)
+  for token in key:lower():gmatch("[^_]+") do tokens[#tokens + 1] = token end
+end
+
 function util.shallowcopy(t)
   if type(t) ~= "table" then return t end
   local copy = {}
