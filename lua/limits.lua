@@ -39,7 +39,7 @@ local function over_time()
       hook_every = 1
       sethook(over_time, "", 1)
     end
-    error(format("stopped: ran longer than %g s (handler_time_limit)", time_limit), 2)
+    error(format("stopped: ran longer than %g s (the host's time limit)", time_limit), 2)
   end
 end
 
@@ -73,16 +73,13 @@ function limits.resume(left)
   if left then deadline = clock() + left end
 end
 
---- fn(...) under the limit (when there is one), for top-level chunks.
-function limits.call(fn, ...)
-  if not time_limit or deadline then return fn(...) end
+--- Start the clock for code Python calls (a top-level chunk), unless a
+--- deadline runs already; true when it started one. The bridge stops it
+--- however the call ends, so errors keep their own traceback.
+function limits.begin()
+  if not time_limit or deadline then return false end
   limits.start()
-  local function finish(ok, ...)
-    limits.stop()
-    if not ok then error((...), 0) end
-    return ...
-  end
-  return finish(pcall(fn, ...))
+  return true
 end
 
 --- tostring for error values: a __tostring of the script's own runs under

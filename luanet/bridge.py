@@ -166,7 +166,8 @@ class Bridge:
         for name in _LUA_PARTS:
             self._run_chunk(f"{name}.lua", native, parts)
         self._dispatch = parts[b"dispatch"][b"run"]
-        self._limited_call = parts[b"limits"][b"call"]
+        self._clock_begin = parts[b"limits"][b"begin"]
+        self._clock_stop = parts[b"limits"][b"stop"]
         self._shutdown = parts[b"objects"][b"shutdown"]
         self._describe = parts[b"objects"][b"describe"]
         self.net = self._run_chunk("net.lua", native, parts)
@@ -203,7 +204,13 @@ class Bridge:
     def call(self, fn: Any, *args: Any) -> Any:
         """Call a Lua function under the time limit, with arguments converted."""
         runtime = self.runtime
-        return self._limited_call(fn, *[to_lua(runtime, a) for a in args])
+        args = tuple(to_lua(runtime, a) for a in args)
+        if not self._clock_begin():
+            return fn(*args)
+        try:
+            return fn(*args)
+        finally:
+            self._clock_stop()
 
     def execute(self, source: bytes, name: str, *args: Any) -> Any:
         return self.call(self.compile(source, name), *args)

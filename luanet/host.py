@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import os
 import signal
 import threading
@@ -48,10 +49,14 @@ def new_event_loop(kind: Optional[str] = None) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+_OWN_FRAMES = re.compile(r"\n\tluanet/[\w/]+\.lua:\d+:[^\n]*")
+
+
 def _as_lua_error(exc: BaseException) -> LuaError:
     raw = exc.args[0] if exc.args else ""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     message, _, trace = text.partition("\nstack traceback:")
+    trace = _OWN_FRAMES.sub("", trace)  # the script's frames are what its author can act on
     if not message:
         message = "not enough memory" if isinstance(exc, MemoryError) else type(exc).__name__
     return LuaError(message, "stack traceback:" + trace if trace else "")
