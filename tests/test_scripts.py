@@ -14,7 +14,6 @@ Heavier sizes run under ``LUANET_STRESS=1`` (``make stress``).
 from __future__ import annotations
 
 import os
-import queue
 import random
 import re
 import signal
@@ -23,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -369,36 +369,27 @@ def test_relay(lua):
 
 
 @pytest.mark.stress
-def test_relay_stress():
+@pytest.mark.parametrize("lua", LUAS)
+def test_relay_stress(lua):
     """Several links at once, 8 MiB each way under LUANET_STRESS=1."""
     size = (8 << 20) if STRESS else (256 << 10)
-    links = 3
     up = listener(0)
     try:
-        with Script("relay.lua", "127.0.0.1", str(up.getsockname()[1]), lua="5.4") as script:
+        with Script("relay.lua", "127.0.0.1", str(up.getsockname()[1]), lua=lua) as script:
             port = script.port()
-            results = []
-
-            def one(k):
+            links = []
+            for k in range(3):                  # one at a time, so that accept() pairs them up
                 rnd = random.Random(k)
-                a_data, b_data = rnd.randbytes(size), rnd.randbytes(size)
                 client = connect(port)
-                return client, a_data, b_data
-            # connect in order so that accept() pairs them up
-            pairs = []
-            for k in range(links):
-                client, a_data, b_data = one(k)
                 conn, _ = up.accept()
                 conn.settimeout(SAFETY)
-                pairs.append((client, conn, a_data, b_data))
+                links.append((client, conn, rnd.randbytes(size), rnd.randbytes(size + k)))
             fns = []
-            for client, conn, a_data, b_data in pairs:
-                fns += [lambda c=client, n=len(b_data): recv_exact(c, n),
-                        lambda c=conn, n=len(a_data): recv_exact(c, n),
-                        lambda c=client, d=a_data: c.sendall(d),
-                        lambda c=conn, d=b_data: c.sendall(d)]
+            for client, conn, a_data, b_data in links:
+                fns += [partial(recv_exact, client, len(b_data)), partial(recv_exact, conn, len(a_data)),
+                        partial(client.sendall, a_data), partial(conn.sendall, b_data)]
             results = run_threads(*fns)
-            for k, (client, conn, a_data, b_data) in enumerate(pairs):
+            for k, (client, conn, a_data, b_data) in enumerate(links):
                 assert results[4 * k] == b_data
                 assert results[4 * k + 1] == a_data
                 client.close()
