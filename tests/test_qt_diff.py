@@ -47,6 +47,14 @@ WRITE_BEFORE_CLOSE_NOTICED = (
     "differs: a write made before a peer's close is noticed: luanet sends it (API.md: what the "
     "script wrote is still sent after a remote close), Qt drops it")
 
+DISCONNECT_SYNC = ("bug: disconnect() with nothing left to send ends the connection inside the call "
+                   "in Qt (UNCONNECTED and disconnected before it returns, so connect() right after "
+                   "works and a close() right after runs about_to_close last); luanet stays CLOSING "
+                   "until the loop runs and refuses that connect() with OPERATION_ERROR")
+REFUSED_WITH_WRITES = ("differs: a refused connect() with writes pending: Qt emits errorOccurred twice "
+                       "and aboutToClose (a Qt quirk); luanet reports the refusal once")
+ABORT_CLEARS_ERROR = "bug (minor): abort() resets error; Qt keeps the last error code"
+
 # scenario -> reason its difference is still there
 KNOWN = {
     "write-then-close-while-connecting": SYNC_LOOKUP,
@@ -59,6 +67,10 @@ KNOWN = {
                                   "error_handler(REMOTE_HOST_CLOSED) before ready_read_handler (API.md: "
                                   "bytes first); Qt hands it out already UNCONNECTED, with no events"),
     "write-before-remote-half-close-noticed": WRITE_BEFORE_CLOSE_NOTICED,
+    "connect-right-after-disconnect": DISCONNECT_SYNC,
+    "close-right-after-disconnect": DISCONNECT_SYNC,
+    "abort-right-after-close": ABORT_DROPS_POSTED,
+    "refused-with-pending-write": REFUSED_WITH_WRITES,
 }
 for _m in (4, 5, 12, 13):
     KNOWN["connect-open-mode-%d" % _m] = APPEND_WRITES
@@ -71,6 +83,16 @@ KNOWN_CLASSES = [
     (("qt [error=19", "luanet []"), ABORT_DROPS_POSTED),
     (("events after state=0: qt [disconnected], luanet []",), ABORT_CONNECT_NO_DISCONNECTED),
     (("qt [], luanet [bytes_written]",), WRITE_BEFORE_CLOSE_NOTICED),
+    (("qt [about_to_close state=5], luanet []",), ABORT_DROPS_POSTED),
+    (("qt [state=1], luanet [state=0]",), ABORT_DROPS_POSTED),
+    (("after state=5: qt [], luanet [error=19",), DISCONNECT_SYNC),
+    (("after state=5: qt [], luanet [about_to_close]",), DISCONNECT_SYNC),
+    (("after disconnected: qt [about_to_close], luanet []",), DISCONNECT_SYNC),
+    (("after disconnected: qt [state=1",), DISCONNECT_SYNC),
+    (("final error: qt 0, luanet 19",), DISCONNECT_SYNC),
+    (("after error=0: qt [error=0",), REFUSED_WITH_WRITES),
+    (("after error=0: qt [about_to_close]",), REFUSED_WITH_WRITES),
+    (("final error: qt 19, luanet -1",), ABORT_CLEARS_ERROR),
 ]
 
 

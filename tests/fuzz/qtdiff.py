@@ -531,6 +531,13 @@ SCENARIOS: Dict[str, List[list]] = {
     "connect-refused-by-name": [["connect", "REFH", None], ["run", 0.1]],
     "write-before-remote-half-close-noticed": [["connect", "L", None], ["run", 0.05], ["pshut"], ["write", 1],
                                                ["run", 0.1]],
+    "connect-right-after-disconnect": [["connect", "L", None], ["run", 0.05], ["disconnect"],
+                                       ["connect", "L", None], ["run", 0.1]],
+    "close-right-after-disconnect": [["connect", "L", None], ["run", 0.05], ["disconnect"], ["close"],
+                                     ["run", 0.1]],
+    "abort-right-after-close": [["connect", "L", None], ["run", 0.05], ["close"], ["abort"], ["run", 0.1]],
+    "refused-with-pending-write": [["connect", "REFH", None], ["write", 10], ["run", 0.1]],
+    "write-after-refused": [["connect", "REFH", None], ["run", 0.1], ["write", 10], ["run", 0.02]],
 }
 for _mode in range(1, 16):
     SCENARIOS["connect-open-mode-%d" % _mode] = [["connect", "L", _mode], ["run", 0.05], ["write", 3],
