@@ -274,12 +274,17 @@ local function recorder(name, hname)
           F.gen[name] or 0, l.bw, l.wq))
       end
     elseif hname == "ready_read_handler" then
+      if l.remote_closed then
+        viol(string.format("ready-read-after-remote-close: %s gen %d: ready_read_handler after "
+          .. "error_handler(REMOTE_HOST_CLOSED) (API.md: every byte first)", name, F.gen[name] or 0))
+      end
       local n = s.bytes_available
       if type(n) ~= "number" or n < 0 then viol("bytes-available-type: " .. tostring(n)) end
     elseif hname == "state_changed_handler" then
       if type(a) ~= "number" or a < 0 or a > 5 then viol("state-value: " .. tostring(a)) end
     elseif hname == "error_handler" then
       if type(a) ~= "number" then viol("error-code-type: " .. type(a)) end
+      if a == S.REMOTE_HOST_CLOSED_ERROR then l.remote_closed = true end
     end
     snap_ports(name, s)
     local action = F.act[name] and F.act[name][hname]

@@ -126,4 +126,14 @@ REGRESSIONS = [
                "so what the script reads later is not what the peer sent",
         "open": False,
     },
+    # found at 10:55 (working tree of 10:43) once the order of a remote close was checked
+    {
+        "name": "peer-closes-while-queued-error-before-bytes",
+        "cls": "ready-read-after-remote-close",
+        "steps": [["srv", "s0", "action", "none"], ["pconnect", "s0"], ["run", 0.02], ["psend", 0, 10],
+                  ["pshut", 0], ["run", 0.05], ["take", "s0", False], ["run", 0.05]],
+        "bug": "issue 9: a connection whose peer sent and closed while it was queued runs "
+               "error_handler(REMOTE_HOST_CLOSED) before ready_read_handler (API.md: bytes first)",
+        "open": True,
+    },
 ]
