@@ -15,6 +15,10 @@ local HIGH = 256 * 1024      -- most bytes queued towards one side before we sto
 local CHUNK = 64 * 1024
 
 local links = {}   -- socket -> its peer socket (both directions); keeps upstream sockets alive
+-- An upstream socket made with TcpSocket.new() is closed when it is collected,
+-- and a collected socket drops what it had not sent yet; so one that is
+-- still delivering its last bytes after disconnect() is kept here until done.
+local closing = {}
 local count = 0
 
 -- move what src has buffered into dst, as far as dst's queue allows
@@ -40,7 +44,10 @@ local function finish(src, dst)
   -- nothing is left to be held back now: queue everything still unread
   local rest = src:read_all_string()
   if #rest > 0 and open(dst.state) then dst:write_string(rest) end
-  if open(dst.state) then dst:disconnect() end
+  if open(dst.state) then
+    closing[dst] = true
+    dst:disconnect()
+  end
   src:close()
   count = count - 1
   print("link closed, " .. count .. " open")
@@ -52,6 +59,9 @@ local function wire(a, b)
   -- b drained a little: a may go on
   b.bytes_written_handler = function(s, n) pump(a, b) end
   a.disconnected_handler = function(s) finish(a, b) end
+  a.state_changed_handler = function(s, state)
+    if state == S.UNCONNECTED_STATE then closing[s] = nil end
+  end
   a.error_handler = function(s, err)
     if err ~= S.REMOTE_HOST_CLOSED_ERROR then
       print("error: " .. tostring(s.error_string))
