@@ -9,7 +9,7 @@ scenario is and what is compared.
 - test_random_differential: seeded random sequences on both; a divergence
   is shrunk to a minimal sequence. Small under `make test`, minutes under
   `make stress`. It fails on a divergence class not listed in
-  KNOWN_CLASSES.
+  tests/fuzz/qt_known.py (where every known difference has its reason).
 
 Skips, with the reason shown by -ra, where PyQt6 is not installed
 (`.venv/bin/pip install PyQt6`; no display needed: QCoreApplication with
@@ -27,77 +27,10 @@ pytest.importorskip("PyQt6.QtNetwork", reason="PyQt6 is not installed: the side-
                     "against real Qt needs it (.venv/bin/pip install PyQt6)")
 
 from fuzz import qtdiff  # noqa: E402
+from fuzz.qt_known import KNOWN, known_class as _known_class  # noqa: E402
 
 STRESS = os.environ.get("LUANET_STRESS", "") not in ("", "0")
 STRESS_SECONDS = float(os.environ.get("LUANET_STRESS_SECONDS", "180"))
-
-SYNC_LOOKUP = ("differs: Qt looks an IP literal (or a cached name) up inside connectToHost(): "
-               "state_changed 1 and 2 and host_found run before the call returns; luanet looks up "
-               "from the loop, so what close()/abort() right after connect() runs comes first")
-APPEND_WRITES = ("differs: API.md says APPEND_MODE implies writing (Qt's QIODevice rule); Qt 6's "
-                 "QTcpSocket opened with Append but without WriteOnly refuses to write")
-ABORT_DROPS_POSTED = ("bug: abort() right after connect()/close(), before the loop runs, drops the "
-                      "state_changed(HOST_LOOKUP) (and a busy connect()'s OPERATION_ERROR) already "
-                      "due; Qt has emitted them")
-ABORT_CONNECT_NO_DISCONNECTED = (
-    "differs: abort() of a connected socket then connect() in the same turn: Qt has run "
-    "disconnected inside abort(); luanet drops it (API.md: nothing of an ended connection after "
-    "a new connect())")
-WRITE_BEFORE_CLOSE_NOTICED = (
-    "differs: a write made before a peer's close is noticed: luanet sends it (API.md: what the "
-    "script wrote is still sent after a remote close), Qt drops it")
-
-DISCONNECT_SYNC = ("bug: disconnect() with nothing left to send ends the connection inside the call "
-                   "in Qt (UNCONNECTED and disconnected before it returns, so connect() right after "
-                   "works and a close() right after runs about_to_close last); luanet stays CLOSING "
-                   "until the loop runs and refuses that connect() with OPERATION_ERROR")
-REFUSED_WITH_WRITES = ("differs: a refused connect() with writes pending: Qt emits errorOccurred twice "
-                       "and aboutToClose (a Qt quirk); luanet reports the refusal once")
-ABORT_CLEARS_ERROR = "bug (minor): abort() resets error; Qt keeps the last error code"
-
-# scenario -> reason its difference is still there
-KNOWN = {
-    "write-then-close-while-connecting": SYNC_LOOKUP,
-    "abort-while-connecting": SYNC_LOOKUP,
-    "abort-while-looking-up-by-name": ABORT_DROPS_POSTED,
-    "reconnect-after-abort-with-old-unread-bytes": ABORT_CONNECT_NO_DISCONNECTED,
-    "bytes-arriving-while-queued": ("bug: ready_read_handler runs after next_pending_connection() for "
-                                    "bytes that were already readable when it returned; Qt runs none"),
-    "remote-close-while-queued": ("bug: a connection the peer closed (after sending) while queued runs "
-                                  "error_handler(REMOTE_HOST_CLOSED) before ready_read_handler (API.md: "
-                                  "bytes first); Qt hands it out already UNCONNECTED, with no events"),
-    "write-before-remote-half-close-noticed": WRITE_BEFORE_CLOSE_NOTICED,
-    "connect-right-after-disconnect": DISCONNECT_SYNC,
-    "close-right-after-disconnect": DISCONNECT_SYNC,
-    "abort-right-after-close": ABORT_DROPS_POSTED,
-    "refused-with-pending-write": REFUSED_WITH_WRITES,
-}
-for _m in (4, 5, 12, 13):
-    KNOWN["connect-open-mode-%d" % _m] = APPEND_WRITES
-
-# Divergence classes of the random run (qtdiff.diff_classes) that are one of
-# the known differences above: (substrings that all appear in the class, reason).
-KNOWN_CLASSES = [
-    (("events after start: qt [state=1",), ABORT_DROPS_POSTED),
-    (("qt [state=1", "luanet []"), ABORT_DROPS_POSTED),
-    (("qt [error=19", "luanet []"), ABORT_DROPS_POSTED),
-    (("events after state=0: qt [disconnected], luanet []",), ABORT_CONNECT_NO_DISCONNECTED),
-    (("qt [], luanet [bytes_written]",), WRITE_BEFORE_CLOSE_NOTICED),
-    (("qt [about_to_close state=5], luanet []",), ABORT_DROPS_POSTED),
-    (("qt [state=1], luanet [state=0]",), ABORT_DROPS_POSTED),
-    (("after state=5: qt [], luanet [error=19",), DISCONNECT_SYNC),
-    (("after state=5: qt [], luanet [about_to_close]",), DISCONNECT_SYNC),
-    (("after disconnected: qt [about_to_close], luanet []",), DISCONNECT_SYNC),
-    (("after disconnected: qt [state=1",), DISCONNECT_SYNC),
-    (("final error: qt 0, luanet 19",), DISCONNECT_SYNC),
-    (("after error=0: qt [error=0",), REFUSED_WITH_WRITES),
-    (("after error=0: qt [about_to_close]",), REFUSED_WITH_WRITES),
-    (("final error: qt 19, luanet -1",), ABORT_CLEARS_ERROR),
-]
-
-
-def _known_class(cls: str) -> bool:
-    return any(all(p in cls for p in pats) for pats, _ in KNOWN_CLASSES)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,6 @@ Runs in a child process (`python -m fuzz.qtdiff worker`) with a watchdog.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import random
@@ -712,6 +711,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lua", default="5.4")
     ap.add_argument("--replay")
     ap.add_argument("--json")
+    ap.add_argument("--skip-known", action="store_true",
+                    help="count divergence classes listed in fuzz/qt_known.py without shrinking them")
     args = ap.parse_args(argv)
     w = Worker()
     try:
@@ -727,10 +728,14 @@ def main(argv=None) -> int:
             return 0
     finally:
         w.close()
+    known = None
+    if args.skip_known:
+        from fuzz.qt_known import known_class as known
     stats = campaign(seconds=args.seconds, seed=args.seed, steps=args.steps, lua=args.lua,
-                     log=lambda m: print(m, flush=True))
-    print("sequences %d, steps %d, divergent %d, classes %d, %.0fs" % (
-        stats["sequences"], stats["steps"], stats["divergent"], len(stats["classes"]), stats["elapsed"]))
+                     log=lambda m: print(m, flush=True), known=known)
+    print("sequences %d, steps %d, divergent %d, classes %d (%d known), %.0fs" % (
+        stats["sequences"], stats["steps"], stats["divergent"], len(stats["classes"]),
+        sum(1 for c in stats["classes"].values() if c.get("known")), stats["elapsed"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(stats, f, indent=1)
