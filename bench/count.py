@@ -1,6 +1,7 @@
 """User-space instructions per round, counted by valgrind's callgrind.
 
     python bench/count.py [--loops asyncio,uvloop] [--scenarios echo,churn,bulk]
+                          [--lua 5.4|luajit|...] [--only luanet] [--keep DIR]
 
 Wall-clock figures on a shared 2-core machine move by 15 to 30% between two
 runs of the same server (see RESULTS.md, the A/A table). Instruction counts do
@@ -31,10 +32,12 @@ SECONDS = 5  # per echo/churn count
 BULK_MIB = 64
 
 
-def count(impl, loop, scenario):
-    out = tempfile.NamedTemporaryFile(prefix=f"callgrind-{impl}-", suffix=".out", delete=False).name
+def count(impl, loop, scenario, lua="5.4", keep=None):
+    out = keep or tempfile.NamedTemporaryFile(prefix=f"callgrind-{impl}-", suffix=".out", delete=False).name
     cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
            run.PY, os.path.join(run.BENCH, run.SERVERS[impl]), "--loop", loop]
+    if impl == "luanet":
+        cmd += ["--lua", lua]
     server = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, cwd=run.BENCH)
     try:
@@ -60,7 +63,8 @@ def count(impl, loop, scenario):
         total = instructions(out)
     finally:
         run.kill(server)
-        os.unlink(out)
+        if not keep:
+            os.unlink(out)
     per = res["rounds"] if scenario != "bulk" else res["bytes"] / 2**20
     return total / per
 
@@ -88,7 +92,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--loops", default="asyncio,uvloop")
     ap.add_argument("--scenarios", default="echo,churn,bulk")
+    ap.add_argument("--lua", default="5.4", help="Lua of the luanet server (5.4, luajit, ...)")
+    ap.add_argument("--only", choices=("asyncio", "luanet"), help="count one side only")
+    ap.add_argument("--keep", metavar="DIR", help="keep the callgrind profiles in DIR "
+                    "(callgrind_annotate them to see where the instructions go)")
     opts = ap.parse_args()
+    if opts.keep:
+        os.makedirs(opts.keep, exist_ok=True)
     if not shutil.which("valgrind"):
         sys.exit("count.py needs valgrind (apt-get install valgrind)")
     run.build_loadgen()
@@ -96,10 +106,14 @@ def main():
     print(f"{'loop':8} {'scenario':8} {'unit':18} {'asyncio':>10} {'luanet':>10} {'ratio':>6}")
     for loop in opts.loops.split(","):
         for sc in opts.scenarios.split(","):
-            a = count("asyncio", loop, sc)
-            b = count("luanet", loop, sc)
+            def keep(impl, loop=loop, sc=sc):
+                return os.path.join(opts.keep, f"{impl}-{loop}-{sc}.out") if opts.keep else None
+            a = count("asyncio", loop, sc, keep=keep("asyncio")) if opts.only != "luanet" else None
+            b = (count("luanet", loop, sc, opts.lua, keep=keep("luanet-" + opts.lua))
+                 if opts.only != "asyncio" else None)
             unit = "Ir/MiB" if sc == "bulk" else "Ir/round"
-            print(f"{loop:8} {sc:8} {unit:18} {a:10.0f} {b:10.0f} {b / a:6.2f}", flush=True)
+            ratio = f"{b / a:6.2f}" if a and b else "     -"
+            print(f"{loop:8} {sc:8} {unit:18} {a or 0:10.0f} {b or 0:10.0f} {ratio}", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ local dispatch = {}
 M.dispatch = dispatch
 
 local objects, limits, readbuf = M.objects, M.limits, M.readbuf
+-- Without a time limit, starting and stopping the clock does nothing: skip
+-- the two calls per handler.
+local timed, start_clock, stop_clock = limits.enabled, limits.start, limits.stop
 local registry = objects.registry
 local select, xpcall, format, type, pairs, gsub = select, xpcall, string.format, type, pairs, string.gsub
 local traceback, getmetatable_raw = debug.traceback, debug.getmetatable
@@ -41,16 +44,26 @@ end
 
 local running_name  -- the handler being run, for error reports
 
+-- The bytes a ready_read_handler runs for, and where they are in the batch
+-- Python is dispatching: a write_string of an equal string (an echo) has
+-- Python write its own bytes object (native.write_at) instead of lupa
+-- copying the string back into a new one. Set only while the handler runs;
+-- net.lua reads it.
+-- Below ECHO_MIN bytes a copy costs less than keeping track.
+local current = { data = nil, at = 0 }
+local ECHO_MIN = 1024
+dispatch.current = current
+
 -- Deliver one event. Runs unprotected: dispatch below catches errors.
-local function deliver(kind, id, a)
+local function deliver(kind, id, a, at)
   if kind == CALL then
     local fn = deferred[id]
     deferred[id] = nil
     if fn then
       running_name = "an _async callback"
-      limits.start()
+      if timed then start_clock() end
       fn()
-      limits.stop()
+      if timed then stop_clock() end
     end
     return
   end
@@ -64,10 +77,14 @@ local function deliver(kind, id, a)
   local handler = rec[name]
   if handler then
     running_name = name
-    limits.start()
+    if timed then start_clock() end
+    if kind == READY_READ and #a >= ECHO_MIN then
+      current.data, current.at = a, at
+      handler(obj)
+      current.data = nil
     -- exactly the documented arguments: varargs and spies see no trailing nil
-    if ARITY[kind] == 1 then handler(obj) else handler(obj, a) end
-    limits.stop()
+    elseif ARITY[kind] == 1 then handler(obj) else handler(obj, a) end
+    if timed then stop_clock() end
   end
 end
 
@@ -78,7 +95,7 @@ local function deliver_rest()
   while next_i <= batch_n do
     local i = next_i
     next_i = i + 3
-    deliver(batch[i], batch[i + 1], batch[i + 2])
+    deliver(batch[i], batch[i + 1], batch[i + 2], i + 2)
   end
 end
 
@@ -93,13 +110,14 @@ end
 
 local function run(...)
   local outer, outer_n, outer_i, outer_serial = batch, batch_n, next_i, objects.serial
+  local outer_data, outer_at = current.data, current.at
   batches = batches + 1
   objects.serial = batches
   batch, batch_n, next_i = { ... }, select("#", ...), 1
   while next_i <= batch_n do
     running_name = nil
     local ok, err = xpcall(deliver_rest, on_error)
-    limits.stop()
+    if timed then stop_clock() end
     if not ok then
       -- Lua 5.1 and LuaJIT collect no garbage when an allocation fails: the
       -- handler's garbage must go before the report can be written.
@@ -109,6 +127,7 @@ local function run(...)
   end
   batch, batch_n, next_i = outer, outer_n, outer_i
   objects.serial = outer_serial
+  current.data, current.at = outer_data, outer_at
 end
 dispatch.run = run
 

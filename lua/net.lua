@@ -84,6 +84,7 @@ end)
 -- message, so they are written out instead of made by objects.method (same
 -- checks, same errors; their _async twins are made above as for the rest).
 local read_all_index = TcpSocket.index
+local delivered = dispatch.current
 TcpSocket.methods.read_all_string = function(self)
   local rec = raw_metatable(self)
   if type(rec) ~= "table" or rec.__index ~= read_all_index then
@@ -111,7 +112,14 @@ TcpSocket.methods.write_string = function(self, ...)
     data, why = checks.KIND.string(data, select("#", ...) > 0)
     if why then raise(format("bad argument #1 to 'write_string' (%s)", why)) end
   end
-  local n = native.write(rec.id, data)
+  -- an echo of the bytes being delivered: Python writes its own copy of
+  -- them (equal strings, so the same bytes), lupa converts none back
+  local n
+  if data == delivered.data then
+    n = native.write_at(rec.id, delivered.at)
+  else
+    n = native.write(rec.id, data)
+  end
   return n
 end
 

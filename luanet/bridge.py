@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import importlib
 import logging
-from functools import partial
 from importlib import resources
 from pathlib import Path
+from types import MethodType
 from typing import Any, Callable, Dict, Iterable, List, Optional, cast
 
 from .core import Event, EventQueue, SocketState, TcpServer, TcpSocket
@@ -136,6 +136,7 @@ class Bridge:
         self.max_memory = max_memory
         self.budget = MemoryBudget(max_memory, self._lua_memory if max_memory else (lambda: 0))
         self._events = events
+        self._event_of = self._on_event  # bound once; see _register
         self._bind_address = bind_address
         self._report_error = report_error
         self._run_until = run_until
@@ -146,6 +147,8 @@ class Bridge:
         self._wanted: Dict[int, int] = {}
         self._next_id = 0
         self._batch: List[Any] = []
+        # the part of a batch Lua is running (native.write_at indexes it)
+        self._delivering: List[Any] = []
         self._batch_bytes = 0
         self._read_buffer_size = int(read_buffer_size)
         self._reuse_port = reuse_port
@@ -258,6 +261,12 @@ class Bridge:
             obj = objects.get(oid)
             return -1 if obj is None else obj.write(data)
 
+        def write_at(oid: int, at: int) -> int:
+            # write_string of the bytes a ready_read_handler was handed
+            # (dispatch.lua checked they are equal): the batch's own object
+            obj = objects.get(oid)
+            return -1 if obj is None else obj.write(self._delivering[at - 1])
+
         return {
             "server_new": self._guard(self._server_new),
             "socket_new": self._guard(self._socket_new),
@@ -283,6 +292,7 @@ class Bridge:
                 host.decode("utf-8", "replace"), int(port), int(mode)))),
             "bind": self._guard(lambda oid, port: self._result(get(oid), get(oid).bind(int(port)))),
             "write": write,
+            "write_at": write_at,
             "disconnect": self._guard(lambda oid: get(oid).disconnect()),
             "abort": self._guard(lambda oid: get(oid).abort()),
             "close": self._guard(lambda oid: get(oid).close()),
@@ -327,7 +337,9 @@ class Bridge:
         self._next_id += 1
         oid = self._next_id
         # The listener knows the id: core objects carry nothing of the bridge's.
-        obj.listener = partial(self._on_event, oid)
+        # A method object with the id as its "self" calls _on_event(oid, ...):
+        # one small object per connection (a partial is four).
+        obj.listener = MethodType(self._event_of, oid)
         self._objects[oid] = obj
         return oid
 
@@ -372,9 +384,10 @@ class Bridge:
         return self._guard(lambda oid, value: write(self._objects.get(oid, _RELEASED), value))
 
     def _want(self, oid: int, event: int, on: bool) -> None:
-        bit = 1 << int(event)
-        mask = self._wanted.get(oid, 0)
-        self._wanted[oid] = (mask | bit) if on else (mask & ~bit)
+        if event not in _ALWAYS:  # those cross anyway: no entry (and no int) per socket
+            bit = 1 << int(event)
+            mask = self._wanted.get(oid, 0)
+            self._wanted[oid] = (mask | bit) if on else (mask & ~bit)
         obj = self._objects.get(oid)
         if event == _BYTES_WRITTEN and obj is not None:
             obj.notify_bytes_written = bool(on)
@@ -436,8 +449,10 @@ class Bridge:
 
     def _on_event(self, oid: int, obj: Any, event: int, a: Any, b: Any) -> None:
         if event == _READY_READ:
-            a = self._take_data(oid, obj)  # the bytes travel with the event
-            if a is None:
+            # the bytes travel with the event (without a budget all of them:
+            # nothing to weigh, nothing owed)
+            a = obj.read() if self.max_memory is None else self._take_data(oid, obj)
+            if not a:
                 return
         elif event not in _ALWAYS and not (self._wanted.get(oid, 0) >> event) & 1:
             return  # no handler for it: not worth a trip into Lua
@@ -459,11 +474,14 @@ class Bridge:
             parts: Iterable[List[Any]] = (batch,) if len(batch) <= step else [
                 batch[start:start + step] for start in range(0, len(batch), step)]
             for part in parts:
+                outer, self._delivering = self._delivering, part  # a handler may run a nested batch
                 try:
                     self._dispatch(*part)
                 except self.LuaError as exc:  # e.g. out of memory between two handlers
                     self._report_error(f"event dispatch failed: {_lua_message(exc)}")
                     self.runtime.gccollect()
+                finally:
+                    self._delivering = outer
         if self.max_memory is not None and not self._closed:
             self._after_budgeted_batch()
 
