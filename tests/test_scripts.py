@@ -344,6 +344,30 @@ def relay_exchange(relay_port: int, up: socket.socket, size: int, who_closes: st
         conn.close()
 
 
+def relay_one_way(relay_port: int, up: socket.socket, size: int, sender: str):
+    """`sender` sends `size` bytes and closes at once, while the other side
+    is not reading yet: the relay must deliver every byte, then close."""
+    data = random.Random(size).randbytes(size)
+    client = connect(relay_port)
+    conn, _ = up.accept()
+    conn.settimeout(SAFETY)
+    src, dst = (client, conn) if sender == "client" else (conn, client)
+    try:
+        def send_and_close():
+            src.sendall(data)
+            src.close()
+
+        def late_reader():
+            time.sleep(0.3)                 # let the relay's queues fill (not an assertion)
+            return recv_to_eof(dst)
+
+        _, got = run_threads(send_and_close, late_reader)
+        assert len(got) == len(data) and got == data
+    finally:
+        client.close()
+        conn.close()
+
+
 @pytest.mark.parametrize("lua", LUAS)
 def test_relay(lua):
     size = 1 << 20
@@ -353,7 +377,12 @@ def test_relay(lua):
             port = script.port()
             relay_exchange(port, up, size, "upstream")
             relay_exchange(port, up, size, "client")
-            script.wait_line(r"^link closed, 0 open$")
+            relay_one_way(port, up, 4 * size, "upstream")   # more than the kernel's buffers hold
+            relay_one_way(port, up, 4 * size, "client")
+            i = -1
+            for _ in range(4):              # every link was closed on both sides
+                i, m = script.wait_line(r"^link closed, (\d+) open$", i + 1)
+            assert m.group(1) == "0", script.output()
             # an upstream that is not there: the client is closed, not left hanging
             dead = free_port()
             script.stop()

@@ -15,9 +15,10 @@ local HIGH = 256 * 1024      -- most bytes queued towards one side before we sto
 local CHUNK = 64 * 1024
 
 local links = {}   -- socket -> its peer socket (both directions); keeps upstream sockets alive
--- An upstream socket made with TcpSocket.new() is closed when it is collected,
--- and a collected socket drops what it had not sent yet; so one that is
--- still delivering its last bytes after disconnect() is kept here until done.
+-- An upstream socket that is still delivering its last bytes after
+-- disconnect() is kept reachable here until its close has ended: luanet run
+-- stops waiting for a socket once it is garbage-collected (and would exit
+-- before those bytes are sent if nothing else were open).
 local closing = {}
 local count = 0
 
