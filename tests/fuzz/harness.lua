@@ -36,7 +36,7 @@ local function check_value(where, v)
     viol("python-object: " .. where .. " gave a " .. t .. ": " .. tostring(v))
   elseif t == "table" then
     local mt = getmetatable(v)
-    if mt ~= nil and mt ~= "TcpSocket" and mt ~= "TcpServer" then
+    if mt ~= nil and mt ~= "TcpSocket" and mt ~= "TcpServer" and mt ~= "Timer" then
       viol("foreign-table: " .. where .. " gave a table with a metatable: " .. tostring(getmetatable(v)))
     end
   end
@@ -215,7 +215,8 @@ function F.write(name, size, as_bytes, async)
 end
 
 -- What a handler does after recording its event.
-local function act(name, s, action)
+local act
+function act(name, s, action)
   if action == "read" then F.read(name, READS[(F.events % #READS) + 1])
   elseif action == "write" then F.write(name, 5)
   elseif action == "abort" then F.abort(name)
@@ -223,6 +224,12 @@ local function act(name, s, action)
   elseif action == "close" then F.close(name)
   elseif action == "reconnect" then F.connect(name, "127.0.0.1", F.reconnect_port or 1, nil)
   elseif action == "error" then error("fuzz handler error")
+  elseif action == "later_abort" or action == "later_reconnect" or action == "later_write" then
+    -- the same from a timer (luanet.after), a loop turn later
+    local what = action:sub(7)
+    call("luanet.after", luanet.after, 0, function()
+      if F.sock[name] == s then act(name, s, what) end
+    end)
   end
 end
 

@@ -55,7 +55,7 @@ HANDLERS = ["ready_read_handler", "bytes_written_handler", "about_to_close_handl
             "connected_handler", "disconnected_handler", "error_handler",
             "state_changed_handler", "host_found_handler"]
 ACTIONS = ["record", "record", "record", "nil", "read", "write", "abort", "disconnect", "close",
-           "reconnect", "error"]
+           "reconnect", "error", "later_abort", "later_reconnect", "later_write"]
 READS = ["read_string", "read_bytes", "read_line_string", "read_line_bytes",
          "read_all_string", "read_all_bytes"]
 TARGETS = ["L0", "L0", "L1", "L1", "REF", "s0", "s0", "s1", "lh", "bad", "p65536", "pneg", "hnum",
