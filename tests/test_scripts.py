@@ -49,8 +49,10 @@ class Script:
         self.lines: list = []
         self.stderr: list = []
         self._new = threading.Condition()
-        threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True).start()
-        threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr), daemon=True).start()
+        self._readers = [threading.Thread(target=self._read, args=args, daemon=True)
+                         for args in ((self.proc.stdout, self.lines), (self.proc.stderr, self.stderr))]
+        for t in self._readers:
+            t.start()
 
     def _read(self, stream, into):
         for line in stream:
@@ -101,11 +103,12 @@ class Script:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        for t in self._readers:          # the last lines, up to EOF
+            t.join(SAFETY)
         return self.proc.returncode
 
     def check_clean_exit(self):
         rc = self.stop()
-        time.sleep(0.05)  # let the reader threads take the last lines
         assert rc == 0, f"exit {rc}\n{self.output()}"
         assert not [line for line in self.stderr if "error" in line.lower()], self.output()
 
@@ -243,6 +246,19 @@ def test_control_server(lua):
                     s.close()
             return run
         run_threads(*(worker(k) for k in range(4)))
+
+        # a line that never ends is refused instead of buffered without end
+        e = connect(port)
+        e.sendall(b"SET 1 " + b"9" * 2000)
+        assert recv_to_eof(e) == b"ERR line too long\n"
+        e.close()
+
+        # commands sent just before the client half-closes are still answered
+        f = connect(port)
+        f.sendall(b"GET 200\nGET 2\n")
+        f.shutdown(socket.SHUT_WR)
+        assert recv_to_eof(f) == b"200 7\n2 2\n"
+        f.close()
 
         # LIST sees every client's settings; QUIT closes the connection
         a.sendall(b"LIST\nQUIT\nGET 1\n")
@@ -476,10 +492,12 @@ def test_framed_server(lua):
         script.wait_line(r"^frame too large: 2097152$")
         s.close()
 
-        # the server still serves others
+        # the server still serves others; frames sent right before the client
+        # half-closes are answered before the server closes
         t = connect(port)
-        t.sendall(frame(b"abc") + frame(b""))
-        assert recv_exact(t, 11) == frame(b"cba") + frame(b"")
+        t.sendall(frame(b"abc") + frame(b"") + frame(b"\x00\xff\n"))
+        t.shutdown(socket.SHUT_WR)
+        assert recv_to_eof(t) == frame(b"cba") + frame(b"") + frame(b"\n\xff\x00")
         t.close()
         script.check_clean_exit()
 
@@ -528,11 +546,42 @@ def test_broadcast_server(lua):
         assert len(got_d) < sent and got_d == (line * (len(got_d) // len(line) + 1))[:len(got_d)]
         d.close()
 
-        # the others go on
+        # the others go on; a line sent right before leaving still goes out
         c.sendall(b"still here\n")
         assert recv_exact(a, 11) == b"still here\n"
         assert recv_exact(b, 11) == b"still here\n"
+        e = connect(port)
+        script.wait_line(r"^joined client5$")
+        e.sendall(b"hello and goodbye\n")
+        e.close()
+        assert recv_exact(a, 18) == b"hello and goodbye\n"
+        assert recv_exact(b, 18) == b"hello and goodbye\n"
+        assert recv_exact(c, 18) == b"hello and goodbye\n"
+        script.wait_line(r"^left client5$")
         for s in (a, b, c):
             s.close()
         script.wait_line(r"^left client3$")
         script.check_clean_exit()
+
+
+@pytest.mark.parametrize("lua", LUAS)
+def test_broadcast_stop_accounts_for_every_byte(lua):
+    """SIGTERM while a client is not reading (no drop limit this time): what
+    it received plus what luanet run reports as discarded is everything the
+    script wrote to it (README: nothing is cut off silently)."""
+    with Script("broadcast.lua", "0", str(1 << 30), lua=lua, options=("--grace", "0.5")) as script:
+        port = script.port()
+        a, b, d = connect(port), connect(port), connect(port)
+        script.wait_line(r"^joined client3$")
+        data = (b"z" * 1023 + b"\n") * 8192                 # 8 MiB: more than the kernel's buffers
+        run_threads(lambda: a.sendall(data), lambda: recv_exact(b, len(data)))
+        # b got every line, so the script has written all of them to d too
+        rc = script.stop()
+        got = recv_to_eof(d)
+        assert got == data[:len(got)]
+        m = re.search(r"(\d+) bytes to 1 peer could not be delivered", "\n".join(script.stderr))
+        discarded = int(m.group(1)) if m else 0
+        assert len(got) + discarded == len(data), script.output()
+        assert rc == (1 if discarded else 0), script.output()
+        for s in (a, b, d):
+            s.close()
