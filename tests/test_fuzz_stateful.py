@@ -90,9 +90,11 @@ def test_random_walk(lua):
     lines = []
     stats = stateful.campaign(lua, log=lines.append, known=OPEN_CLASSES, **kw)
     print("\n".join(lines))
-    print("[%s] sequences %d, steps %d, failing %d" % (lua, stats["sequences"], stats["steps"], stats["failures"]))
+    print("[%s] sequences %d, steps %d, failing %d"
+          % (lua, stats["sequences"], stats["steps"], stats["failures"]))
     new = stats["findings"]
-    assert not new, "new violation classes on Lua %s (minimal sequences; add them to tests/fuzz/regressions.py):\n%s" % (
+    assert not new, ("new violation classes on Lua %s (minimal sequences; add them to "
+                     "tests/fuzz/regressions.py):\n%s") % (
         lua, "\n".join("%s: seed %d, sandbox %s, steps %s\n    %s"
                        % (cls, f["seed"], f["sandbox"], json.dumps(f["steps"]), f["message"])
                        for cls, f in new.items()))

@@ -27,7 +27,8 @@ pytest.importorskip("PyQt6.QtNetwork", reason="PyQt6 is not installed: the side-
                     "against real Qt needs it (.venv/bin/pip install PyQt6)")
 
 from fuzz import qtdiff  # noqa: E402
-from fuzz.qt_known import KNOWN, known_class as _known_class  # noqa: E402
+from fuzz.qt_known import KNOWN  # noqa: E402
+from fuzz.qt_known import known_class as _known_class
 
 STRESS = os.environ.get("LUANET_STRESS", "") not in ("", "0")
 STRESS_SECONDS = float(os.environ.get("LUANET_STRESS_SECONDS", "180"))

@@ -211,7 +211,8 @@ class QtSide:
         elif k == "abort":
             s.abort()
         elif k == "bind":
-            self.results.append("bind=%s" % str(s.bind(QHostAddress(QHostAddress.SpecialAddress.AnyIPv4), 0)).lower())
+            bound = s.bind(QHostAddress(QHostAddress.SpecialAddress.AnyIPv4), 0)
+            self.results.append("bind=%s" % str(bound).lower())
         elif k == "listen":
             self.server = QTcpServer()
             self.server.listen(QHostAddress(QHostAddress.SpecialAddress.LocalHost), 0)
@@ -309,7 +310,8 @@ class LuanetSide:
             if k == "connect":
                 port = peers.port if op[1] in ("L", "LH") else peers.refused
                 host = fresh_localhost() if op[1] in ("LH", "REFH") else "127.0.0.1"
-                self.host.execute("op_connect('%s', %d, %s)" % (host, port, "nil" if op[2] is None else int(op[2])))
+                mode = "nil" if op[2] is None else int(op[2])
+                self.host.execute("op_connect('%s', %d, %s)" % (host, port, mode))
             elif k == "write":
                 self.host.execute("op_write(%d)" % op[1])
             elif k == "read_all":
@@ -438,12 +440,14 @@ def diff_class(qt: Dict[str, Any], lu: Dict[str, Any]) -> str:
         i += 1
     if i < len(a) or i < len(b):
         prev = a[i - 1] if i else "start"
-        return "events after %s: qt %s, luanet %s" % (prev.split("=")[0] if prev.startswith("bytes") else prev,
+        return "events after %s: qt %s, luanet %s" % (prev.split("=")[0] if prev.startswith("bytes")
+                                                      else prev,
                                                       a[i] if i < len(a) else "end",
                                                       b[i] if i < len(b) else "end")
     if qt["final"] != lu["final"]:
-        return "final differ: " + ", ".join("%s qt %s luanet %s" % (k, qt["final"][k], lu["final"].get(k))
-                                            for k in sorted(qt["final"]) if qt["final"][k] != lu["final"].get(k))
+        return "final differ: " + ", ".join(
+            "%s qt %s luanet %s" % (k, qt["final"][k], lu["final"].get(k))
+            for k in sorted(qt["final"]) if qt["final"][k] != lu["final"].get(k))
     for key in ("results", "peer_rx"):
         if qt[key] != lu[key]:
             return "%s differ" % key
@@ -495,7 +499,8 @@ def run_pair(ops: List[list], lua: str = "5.4") -> Dict[str, Any]:
 SCENARIOS: Dict[str, List[list]] = {
     "connect-refused": [["connect", "REF", None], ["run", 0.1]],
     "connect-write-read-disconnect": [["connect", "L", None], ["run", 0.05], ["write", 10], ["run", 0.05],
-                                      ["psend", 7], ["run", 0.05], ["read_all"], ["disconnect"], ["run", 0.1]],
+                                      ["psend", 7], ["run", 0.05], ["read_all"], ["disconnect"],
+                                      ["run", 0.1]],
     "write-then-disconnect-while-connecting": [["connect", "L", None], ["write", 10], ["disconnect"],
                                                ["run", 0.1]],
     "write-then-close-while-connecting": [["connect", "L", None], ["write", 10], ["close"], ["run", 0.1]],
@@ -607,7 +612,8 @@ class Worker:
             env = dict(os.environ)
             env["PYTHONPATH"] = TESTS + os.pathsep + LUANET_ROOT + os.pathsep + env.get("PYTHONPATH", "")
             env["QT_QPA_PLATFORM"] = "offscreen"
-            self.proc = subprocess.Popen([sys.executable, "-c", "from fuzz.qtdiff import worker_main; worker_main()"],
+            code = "from fuzz.qtdiff import worker_main; worker_main()"
+            self.proc = subprocess.Popen([sys.executable, "-c", code],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.DEVNULL, env=env, cwd=LUANET_ROOT)
         assert self.proc.stdin and self.proc.stdout
@@ -693,8 +699,8 @@ def campaign(seconds: float = 0, sequences: int = 0, steps: int = 12, seed: int 
                 again = worker.run(small, lua)
                 stats["classes"][cls] = {"seed": seed + k - 1, "ops": small, "diffs": again.get("diffs"),
                                          "count": 1}
-                log("[qt %s] %s\n    seed %d, minimal %s\n    %s" % (lua, cls, seed + k - 1, json.dumps(small),
-                                                                 "\n    ".join(again.get("diffs") or [])))
+                log("[qt %s] %s\n    seed %d, minimal %s\n    %s" % (
+                    lua, cls, seed + k - 1, json.dumps(small), "\n    ".join(again.get("diffs") or [])))
     finally:
         worker.close()
     stats["elapsed"] = time.monotonic() - start

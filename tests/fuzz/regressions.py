@@ -13,7 +13,8 @@ REGRESSIONS = [
         "cls": "received-not-prefix",
         "steps": [["connect", "c0", "L0", None], ["write", "c0", 10, False, False], ["disconnect", "c0"],
                   ["run", 0.02], ["connect", "c0", "L1", None], ["run", 0.05]],
-        "bug": "issue 9: bytes written while connecting, then disconnect(), were sent on the next connection to another peer",
+        "bug": "issue 9: bytes written while connecting, then disconnect(), were sent on the next "
+               "connection to another peer",
         "open": False,
     },
     {
@@ -65,7 +66,8 @@ REGRESSIONS = [
     {
         "name": "close-in-host-found-handler",
         "cls": "disconnected-never-connected",
-        "steps": [["handler", "c2", "host_found_handler", "close"], ["connect", "c2", "s0", 3], ["run", 0.05]],
+        "steps": [["handler", "c2", "host_found_handler", "close"], ["connect", "c2", "s0", 3],
+                  ["run", 0.05]],
         "bug": "issue 9: close() inside host_found_handler: disconnected_handler without connected "
                "(API.md: the connection completes, then closes gracefully)",
         "open": False,

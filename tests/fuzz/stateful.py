@@ -107,7 +107,8 @@ def gen_steps(seed: int, n: int) -> List[list]:
         elif r < 0.59:
             steps.append(["abort", sock()])
         elif r < 0.61:
-            steps.append(["bind", rng.choice(SOCKS), rng.choice(["0", "0", "used", "big"]), rng.random() < 0.3])
+            steps.append(["bind", rng.choice(SOCKS), rng.choice(["0", "0", "used", "big"]),
+                          rng.random() < 0.3])
         elif r < 0.66:
             steps.append(["handler", sock(), rng.choice(HANDLERS), rng.choice(ACTIONS)])
         elif r < 0.68:
@@ -642,7 +643,8 @@ class Worker:
     def _start(self) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = TESTS + os.pathsep + LUANET_ROOT + os.pathsep + env.get("PYTHONPATH", "")
-        self.proc = subprocess.Popen([sys.executable, "-c", "from fuzz.stateful import worker_main; worker_main()"],
+        code = "from fuzz.stateful import worker_main; worker_main()"
+        self.proc = subprocess.Popen([sys.executable, "-c", code],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      env=env, cwd=LUANET_ROOT)
 
@@ -651,7 +653,8 @@ class Worker:
             self._start()
         assert self.proc is not None and self.proc.stdin and self.proc.stdout
         try:
-            self.proc.stdin.write((json.dumps({"lua": lua, "steps": steps, "sandbox": sandbox}) + "\n").encode())
+            job = {"lua": lua, "steps": steps, "sandbox": sandbox}
+            self.proc.stdin.write((json.dumps(job) + "\n").encode())
             self.proc.stdin.flush()
         except BrokenPipeError:
             self.kill()
