@@ -90,8 +90,8 @@ def test_random_walk(lua):
     lines = []
     stats = stateful.campaign(lua, log=lines.append, known=OPEN_CLASSES, **kw)
     print("\n".join(lines))
-    print("[%s] sequences %d, steps %d, failing %d"
-          % (lua, stats["sequences"], stats["steps"], stats["failures"]))
+    print("[%s] sequences %d, steps %d, failing %d, not reproduced on replay: %s"
+          % (lua, stats["sequences"], stats["steps"], stats["failures"], stats.get("unreproduced", {})))
     new = stats["findings"]
     assert not new, ("new violation classes on Lua %s (minimal sequences; add them to "
                      "tests/fuzz/regressions.py):\n%s") % (
