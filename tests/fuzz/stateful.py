@@ -763,7 +763,8 @@ def campaign(lua: str, seconds: float = 0, sequences: int = 0, steps: int = 60, 
                 continue
             stats["failures"] += 1
             for cls in classes(res):
-                if cls in stats["findings"] or cls in stats.get("unreproduced", {}) or (known and cls in known):
+                seen = cls in stats["findings"] or cls in stats.get("unreproduced", {})
+                if seen or (known and cls in known):
                     continue
                 example = next(v for v in res["violations"] if violation_class(v) == cls)
                 log("[%s] seed %d: %s" % (lua, s, example[:300]))
