@@ -138,4 +138,14 @@ REGRESSIONS = [
                "error_handler(REMOTE_HOST_CLOSED) before ready_read_handler (API.md: bytes first)",
         "open": True,
     },
+    # found at 11:01 by the timer actions (luanet.after), working tree of 11:00
+    {
+        "name": "abort-from-timer-while-connecting-after-close",
+        "cls": "disconnected-never-connected",
+        "steps": [["handler", "c0", "about_to_close_handler", "later_abort"], ["connect", "c0", "s0", None],
+                  ["close", "c0"], ["run", 0.05]],
+        "bug": "issue 9: close() while looking up, then abort() from a timer while CONNECTING: "
+               "disconnected_handler runs for a socket that never connected (API.md: none)",
+        "open": True,
+    },
 ]
