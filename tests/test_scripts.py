@@ -373,11 +373,17 @@ def relay_one_way(relay_port: int, up: socket.socket, size: int, sender: str):
             src.sendall(data)
             src.close()
 
-        def late_reader():
+        def late_slow_reader():
             time.sleep(0.3)                 # let the relay's queues fill (not an assertion)
-            return recv_to_eof(dst)
+            buf = bytearray()
+            while True:                     # then read slowly, so that the relay's queue
+                chunk = dst.recv(32768)     # towards dst stays full until the end
+                if not chunk:
+                    return bytes(buf)
+                buf += chunk
+                time.sleep(0.001)
 
-        _, got = run_threads(send_and_close, late_reader)
+        _, got = run_threads(send_and_close, late_slow_reader)
         assert len(got) == len(data) and got == data
     finally:
         client.close()
@@ -395,8 +401,17 @@ def test_relay(lua):
             relay_exchange(port, up, size, "client")
             relay_one_way(port, up, 4 * size, "upstream")   # more than the kernel's buffers hold
             relay_one_way(port, up, 4 * size, "client")
+            # a client that sends and closes at once (it may still be queued
+            # in the server when its bytes and its close arrive)
+            quick = connect(port)
+            quick.sendall(b"quick words")
+            quick.close()
+            conn, _ = up.accept()
+            conn.settimeout(SAFETY)
+            assert recv_to_eof(conn) == b"quick words"
+            conn.close()
             i = -1
-            for _ in range(4):              # every link was closed on both sides
+            for _ in range(5):              # every link was closed on both sides
                 i, m = script.wait_line(r"^link closed, (\d+) open$", i + 1)
             assert m.group(1) == "0", script.output()
             # an upstream that is not there: the client is closed, not left hanging
