@@ -416,14 +416,14 @@ def test_relay(lua):
             assert m.group(1) == "0", script.output()
             # an upstream that is not there: the client is closed, not left hanging
             dead = free_port()
-            script.stop()
+            script.check_clean_exit()
         with Script("relay.lua", "127.0.0.1", str(dead), lua=lua) as script:
             client = connect(script.port())
             client.sendall(b"hello?")
             assert recv_to_eof(client) == b""
             client.close()
             script.wait_line(r"^link closed, 0 open$")
-            assert script.stop() == 0, script.output()
+            script.check_clean_exit()
     finally:
         up.close()
 
