@@ -359,16 +359,11 @@ class Bridge:
         if sock is None:
             return None
         sid = self._register(sock)
-        data = self._take_data(sid, sock)  # bytes that arrived while it was queued
-        if data:
-            # readable at once, and announced too: the handler the script
-            # sets right after taking the socket still hears of them
-            self._events.post(self._announce_taken, sid, sock)
-        return sid, data
-
-    def _announce_taken(self, oid: int, sock: TcpSocket) -> None:
-        if sock.listener is not None:
-            self._batch += (_READY_READ, oid, b"")
+        # Bytes that arrived while it was queued are readable at once; the
+        # core announces them too (READY_READ with b=True, before a close that
+        # came after them), so a handler the script sets right after taking
+        # the socket still hears of them.
+        return sid, self._take_data(sid, sock)
 
     def _getter(self, class_name: bytes, name: bytes) -> Callable[[int], Any]:
         """A reader of one property, made once when the class is defined: a
@@ -453,7 +448,9 @@ class Bridge:
             # nothing to weigh, nothing owed)
             a = obj.read() if self.max_memory is None else self._take_data(oid, obj)
             if not a:
-                return
+                if not b:
+                    return
+                a = b""  # handed over already (next_pending): announce only
         elif event not in _ALWAYS and not (self._wanted.get(oid, 0) >> event) & 1:
             return  # no handler for it: not worth a trip into Lua
         self._batch += (event, oid, a)

@@ -762,3 +762,34 @@ def test_ready_read_handler_error_keeps_socket_working(make_host):
     assert "ready_read failed on two" in make_host.errors[1]
     assert all("traceback" in m for m in make_host.errors)
     make_host.errors.clear()
+
+
+@pytest.mark.parametrize("lua", ["5.4", "5.1", "luajit"])
+def test_queued_connection_reports_its_bytes_before_its_remote_close(make_host, lua):
+    """A client that sends and closes before the script takes its connection:
+    the bytes are readable at once, announced by ready_read_handler, and only
+    then does error_handler(REMOTE_HOST_CLOSED) run (API.md's remote-close
+    order), so a script that closes in error_handler still answers them."""
+    host = make_host(lua=lua)
+    host.execute("""
+        server = net.TcpServer.new(); assert(server:listen(0)); log = {}
+    """)
+    with socket.create_connection(("127.0.0.1", host.eval("server.port"))) as c:
+        c.sendall(b"hi")
+        c.shutdown(socket.SHUT_WR)
+        run_until(host, lambda: host.eval("server.has_pending_connections"), "the queue")
+        host.run_for(0.2)  # the bytes and the close arrive while it is queued
+        host.execute("""
+            sock = server:next_pending_connection()
+            log[#log + 1] = "available " .. sock.bytes_available
+            sock.ready_read_handler = function(s) log[#log + 1] = "read " .. s:read_all_string() end
+            sock.error_handler = function(s, e)
+                log[#log + 1] = "error " .. e
+                s:write_string("bye")
+                s:close()
+            end
+        """)
+        run_until(host, lambda: host.eval("#log") >= 3, "the handlers")
+        assert lua_list(host, "log") == ["available 2", "read hi", "error 1"]
+        c.settimeout(SAFETY)
+        assert recv_until_eof(c) == b"bye"

@@ -635,12 +635,26 @@ class TcpSocket(asyncio.Protocol):
         what happened while it was queued is announced."""
         self.listener = listener
         self._attached = True
-        if self._rlen and not self._read_posted:
-            self._read_posted = True
-            self._events.post(self._announce_read)
         early, self._early_end = self._early_end, None
-        if early is not None:
-            self._events.post(self._remote_closed, self._gen, None if early is True else early)
+        self._read_posted = True
+        # One step for both, in the remote-close order: the bytes first (the
+        # owner may take them right now; READY_READ's b=True then says they
+        # were handed over already), then the end.
+        self._events.post(self._announce_attached, self._gen, self._rlen > 0,
+                          None if early is None else (None if early is True else early), early is not None)
+
+    def _announce_attached(self, gen: int, had_bytes: bool, exc: Optional[BaseException],
+                           ended: bool) -> None:
+        self._read_posted = False
+        if gen != self._gen:
+            return
+        listener = self.listener
+        if listener is not None and (had_bytes or self._rlen):
+            listener(self, _READY_READ, None, True)
+        if self._pauses and self._rlen < self._read_limit:
+            self._unpause(_AHEAD)
+        if ended:
+            self._remote_closed(gen, exc)
 
     # ------------------------------------------------------------ connecting
     def connect(self, host: str, port: int, mode: int = 3) -> bool:
