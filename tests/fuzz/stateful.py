@@ -507,11 +507,14 @@ class Run:
                               % (e["label"], data[:40], c["label"], c["written"][:40]))
                 continue
             # ports unknown on this side: the first tag names the writer
+            # (an async write is tagged when called and counted where it ran: any
+            # connection of the named socket that wrote these bytes is the writer)
             src = None
             m = re.match(rb"<(\w+)\.(\d+)\.\d+\|", data)
             if m:
-                label = "%s gen %d" % (m.group(1).decode(), int(m.group(2)))
-                src = next((o for o in ends if o["label"] == label), None)
+                name = m.group(1).decode()
+                src = next((o for o in ends if o.get("lua") and o["lua"]["name"] == name
+                            and o["written"].startswith(data)), None)
             m = re.match(rb"\[P(\d+)\.\d+\|", data)
             if m and int(m.group(1)) < len(self.peers):
                 src = next((o for o in ends if o.get("peer") is self.peers[int(m.group(1))]), None)
