@@ -28,6 +28,11 @@ DISCONNECT_SYNC = ("bug: disconnect() with nothing left to send ends the connect
 REFUSED_WITH_WRITES = ("differs: a refused connect() with writes pending: Qt emits errorOccurred twice "
                        "and aboutToClose (a Qt quirk); luanet reports the refusal once")
 ABORT_CLEARS_ERROR = "bug (minor): abort() resets error; Qt keeps the last error code"
+ABORT_TWICE = ("bug: abort() twice in a row: the second drops the first one's about_to_close, "
+               "state_changed(UNCONNECTED) and disconnected; Qt has run them inside the first")
+WRITE_CLOSED_ERROR = ("bug (minor): write() on a socket whose connection failed or ended sets error to "
+                      "UNKNOWN_ERROR; Qt's device is closed then, so write() fails before writeData and "
+                      "error() keeps the refusal or the remote close")
 
 # scenario -> reason its difference is still there
 KNOWN = {
@@ -45,6 +50,9 @@ KNOWN = {
     "close-right-after-disconnect": DISCONNECT_SYNC,
     "abort-right-after-close": ABORT_DROPS_POSTED,
     "refused-with-pending-write": REFUSED_WITH_WRITES,
+    "write-read-only-after-refused": WRITE_CLOSED_ERROR,
+    "abort-twice": ABORT_TWICE,
+    "connect-right-after-close": DISCONNECT_SYNC,
 }
 for _m in (4, 5, 12, 13):
     KNOWN["connect-open-mode-%d" % _m] = APPEND_WRITES
@@ -67,6 +75,17 @@ KNOWN_CLASSES = [
     (("after error=0: qt [error=0",), REFUSED_WITH_WRITES),
     (("after error=0: qt [about_to_close]",), REFUSED_WITH_WRITES),
     (("final error: qt 19, luanet -1",), ABORT_CLEARS_ERROR),
+    (("qt [about_to_close state=0 disconnected], luanet []",), ABORT_TWICE),
+    (("final error: qt 0, luanet -1",), WRITE_CLOSED_ERROR),
+    (("final error: qt 1, luanet -1",), WRITE_CLOSED_ERROR),
+    (("qt [bytes_written], luanet [bytes_written]",), WRITE_BEFORE_CLOSE_NOTICED),
+    (("peer bytes differ",), WRITE_BEFORE_CLOSE_NOTICED),
+    (("final state: qt 3, luanet 0",), DISCONNECT_SYNC),
+    (("result: qt write=1, luanet write=-1",), DISCONNECT_SYNC),
+    (("final avail: qt", "luanet 0"), DISCONNECT_SYNC),
+    (("luanet [state=2 host_found state=0]",), REFUSED_WITH_WRITES),
+    (("after about_to_close: qt [state=5], luanet []",), ABORT_DROPS_POSTED),
+    (("after state=0: qt [disconnected state=1",), ABORT_DROPS_POSTED),
 ]
 
 

@@ -542,6 +542,10 @@ SCENARIOS: Dict[str, List[list]] = {
     "abort-right-after-close": [["connect", "L", None], ["run", 0.05], ["close"], ["abort"], ["run", 0.1]],
     "refused-with-pending-write": [["connect", "REFH", None], ["write", 10], ["run", 0.1]],
     "write-after-refused": [["connect", "REFH", None], ["run", 0.1], ["write", 10], ["run", 0.02]],
+    "write-read-only-after-refused": [["connect", "REFH", 1], ["run", 0.1], ["write", 10], ["run", 0.02]],
+    "abort-twice": [["connect", "L", None], ["run", 0.05], ["abort"], ["abort"], ["run", 0.05]],
+    "connect-right-after-close": [["connect", "L", None], ["run", 0.05], ["close"], ["connect", "L", None],
+                                  ["run", 0.1]],
 }
 for _mode in range(1, 16):
     SCENARIOS["connect-open-mode-%d" % _mode] = [["connect", "L", _mode], ["run", 0.05], ["write", 3],
