@@ -71,8 +71,19 @@ local function deliver(kind, id, a, at)
   if not obj then return end  -- collected meanwhile
   local rec = getmetatable_raw(obj)
   if rec.cut == objects.serial then return end  -- its connection ended in this batch
-  local react = on_event[kind]
-  if react then react(obj, rec, a) end
+  if kind == READY_READ then
+    -- readbuf.append's usual case written out (bytes into an empty buffer
+    -- with no read_buffer_size): one chunk, held as rec.one
+    local rlen = rec.rlen
+    if (rlen == nil or rlen == 0) and not rec.rbs then
+      if a ~= "" then rec.one, rec.rlen = a, #a end
+    else
+      on_event[kind](obj, rec, a)
+    end
+  else
+    local react = on_event[kind]
+    if react then react(obj, rec, a) end
+  end
   local name = HANDLER_OF[kind]
   local handler = rec[name]
   if handler then

@@ -28,8 +28,8 @@ local getters = TcpSocket.getters
 
 local function wrap_socket(id, data)
   local obj, rec = objects.new(TcpSocket, id)
-  rec.rbs = native.default_read_buffer_size
-  if rec.rbs == 0 then rec.rbs = nil end
+  local rbs = native.default_read_buffer_size
+  if rbs ~= 0 then rec.rbs = rbs end  -- no key at all for 0 (most hosts)
   if data then readbuf.append(rec, data) end  -- arrived while it was queued
   return obj, rec
 end
@@ -44,7 +44,7 @@ local write_rbs = TcpSocket.setters.read_buffer_size
 TcpSocket.setters.read_buffer_size = function(rec, value)
   write_rbs(rec, value)
   rec.rbs = value ~= 0 and value or nil
-  if rec.chunks then readbuf.check_hold(rec) end
+  if rec.rlen then readbuf.check_hold(rec) end
 end
 
 dispatch.on_event[EV.READY_READ] = function(_, rec, data)
@@ -90,12 +90,9 @@ TcpSocket.methods.read_all_string = function(self)
   if type(rec) ~= "table" or rec.__index ~= read_all_index then
     rec = record_of(self, TcpSocket, "read_all_string")
   end
-  local h = rec.head
-  if h and h == rec.tail and rec.off == 0 and not rec.held then
-    local chunks = rec.chunks
-    local s = chunks[h]
-    chunks[h] = nil
-    rec.head, rec.tail, rec.rlen, rec.scan_i = 1, 0, 0, nil
+  local s = rec.one  -- one chunk, all of it (see readbuf.lua)
+  if s and not rec.held then
+    rec.one, rec.rlen = nil, 0
     return s
   end
   local s = take(rec, nil)
@@ -131,7 +128,7 @@ method_with_async(TcpSocket, "open", { "integer" }, function() return false end)
 -- A new connection, an abort and a close end what the socket had: its
 -- unread bytes, and the events of the old connection still in this batch.
 local function end_connection(rec)
-  if rec.chunks then reset(rec) end
+  if rec.rlen then reset(rec) end
   if rec.held then readbuf.check_hold(rec) end
   objects.cut(rec)
 end
@@ -151,7 +148,7 @@ method(TcpSocket, "abort", {}, function(_, rec)
   native.abort(rec.id)
 end)
 method(TcpSocket, "close", {}, function(_, rec)
-  if rec.chunks then reset(rec) end
+  if rec.rlen then reset(rec) end
   if rec.held then readbuf.check_hold(rec) end
   native.close(rec.id)
 end)

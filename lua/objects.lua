@@ -14,6 +14,9 @@ local objects = {}
 M.objects = objects
 
 local checks = M.checks
+-- events Python hands over whether or not a handler is set: setting one of
+-- their handlers need not tell Python (no native.want crossing)
+local ALWAYS = native.schema.always_delivered
 local type, tostring, setmetatable, rawget, pairs, select, format =
       type, tostring, setmetatable, rawget, pairs, select, string.format
 local unpack = table.unpack or unpack
@@ -117,7 +120,9 @@ function objects.define_class(spec, handler_hook)
       end
       local old = rec[key]
       rec[key] = value
-      if (old == nil) ~= (value == nil) then native.want(rec.id, event, value ~= nil) end
+      if (old == nil) ~= (value == nil) and not ALWAYS[event] then
+        native.want(rec.id, event, value ~= nil)
+      end
       if handler_hook then handler_hook(rec, key, value) end
     elseif setters[key] then
       setters[key](rec, value)

@@ -3,7 +3,10 @@
 -- as chunk(native, M); sets M.readbuf.
 --
 -- Unread bytes are rec.chunks[rec.head .. rec.tail], the first consumed up
--- to rec.off; rec.rlen counts them. Chunk indices only grow while bytes stay
+-- to rec.off; rec.rlen counts them. A chunk that arrives in an empty buffer
+-- waits as rec.one instead, whole (the usual case: no table per socket, and
+-- read_all_string hands it over as it is); spread() moves it into the list
+-- when a second one arrives or a partial read needs the list. Chunk indices only grow while bytes stay
 -- unread, so a line search can remember where it stopped (rec.scan_i,
 -- rec.scan_at) and look only at bytes that arrived since: can_read_line
 -- costs what arrived, never a rescan of the whole buffer.
@@ -24,10 +27,22 @@ local function reset(rec)
   local chunks = rec.chunks
   if chunks then
     for i = rec.head, rec.tail do chunks[i] = nil end
+    rec.head, rec.tail, rec.off = 1, 0, 0
   end
-  rec.head, rec.tail, rec.off, rec.rlen, rec.scan_i = 1, 0, 0, 0, nil
+  rec.one, rec.rlen, rec.scan_i = nil, 0, nil
 end
 readbuf.reset = reset
+
+-- rec.one into the chunk list (which is empty whenever rec.one is set)
+local function spread(rec)
+  local chunks = rec.chunks
+  if not chunks then
+    chunks = {}
+    rec.chunks = chunks
+  end
+  chunks[1] = rec.one
+  rec.one, rec.head, rec.tail, rec.off = nil, 1, 1, 0
+end
 
 local function check_hold(rec)
   local limit = rec.rbs
@@ -45,15 +60,16 @@ end
 readbuf.check_hold = check_hold
 
 function readbuf.append(rec, data)
-  local chunks = rec.chunks
-  if not chunks then
-    chunks = {}
-    rec.chunks, rec.head, rec.tail, rec.off, rec.rlen = chunks, 1, 0, 0, 0
+  local rlen = rec.rlen
+  if not rlen or rlen == 0 then
+    rec.one, rec.rlen = data, #data
+  else
+    if rec.one then spread(rec) end
+    local t = rec.tail + 1
+    rec.chunks[t] = data
+    rec.tail = t
+    rec.rlen = rlen + #data
   end
-  local t = rec.tail + 1
-  chunks[t] = data
-  rec.tail = t
-  rec.rlen = rec.rlen + #data
   if rec.rbs then check_hold(rec) end
 end
 
@@ -109,6 +125,13 @@ function readbuf.take(rec, n)
   local rlen = rec.rlen
   if not rlen or rlen == 0 then return "" end
   if n == nil or n > rlen then n = rlen end
+  local one = rec.one
+  if one and n == rlen then  -- all of a single chunk: as it is
+    rec.one, rec.rlen, rec.scan_i = nil, 0, nil
+    if rec.held then check_hold(rec) end
+    return one
+  end
+  if one then spread(rec) end
   local s = peek(rec, n)
   consume(rec, n)
   return s
@@ -119,6 +142,7 @@ function readbuf.peek(rec, n)
   local rlen = rec.rlen
   if not rlen or rlen == 0 then return "" end
   if n == nil or n > rlen then n = rlen end
+  if rec.one then spread(rec) end
   return peek(rec, n)
 end
 
@@ -126,6 +150,7 @@ end
 function readbuf.line_length(rec)
   local rlen = rec.rlen
   if not rlen or rlen == 0 then return nil end
+  if rec.one then spread(rec) end
   local chunks, h, tail = rec.chunks, rec.head, rec.tail
   -- resume where the last search stopped; `before` counts the unread bytes
   -- in front of chunk i, so the answer is a position in the unread bytes

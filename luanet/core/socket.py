@@ -105,6 +105,8 @@ _NO_ADDRESS = ("", 0)
 _READY_READ = Event.READY_READ
 _BYTES_WRITTEN = Event.BYTES_WRITTEN
 _ABOUT_TO_CLOSE = Event.ABOUT_TO_CLOSE
+_ERROR = Event.ERROR  # bound once: a member looked up on its enum costs ~10x a global
+_REMOTE_HOST_CLOSED = SocketError.REMOTE_HOST_CLOSED
 _IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EALREADY})
 BUDGET_SPENT = ("The host's max_memory budget is spent: nothing was queued "
                 "(the peers have not taken what was written yet)")
@@ -215,7 +217,9 @@ class TcpSocket(asyncio.Protocol):
         self.error: Optional[SocketError] = None
         self.error_string = ""
         self._transport: Optional[asyncio.Transport] = None
-        self._rchunks: List[bytes] = []  # the read buffer, as received
+        # the read buffer, as received: None, one chunk (the usual case, no
+        # list per socket), or a list of them
+        self._rchunks: Optional[bytes | List[bytes]] = None
         self._rlen = 0
         self._read_posted = False
         self._pauses = 0  # _AHEAD | _BUDGET | _OWNER
@@ -381,20 +385,21 @@ class TcpSocket(asyncio.Protocol):
     def read(self, max_size: Optional[int] = None) -> bytes:
         """Up to max_size bytes (all without it) from the read buffer."""
         chunks = self._rchunks
-        if max_size is None and len(chunks) == 1 and self._budget is None:
+        if max_size is None and chunks is not None and not isinstance(chunks, list) and self._budget is None:
             # the usual case: one chunk, all of it, nothing to account
+            self._rchunks = None
             self._rlen = 0
             if self._pauses:
                 self._unpause(_AHEAD)
-            return chunks.pop()
+            return chunks
+        flat = b"" if chunks is None else b"".join(chunks) if isinstance(chunks, list) else chunks
         if max_size is None or max_size >= self._rlen:
-            data = b"".join(chunks)
-            chunks.clear()
+            data = flat
+            self._rchunks = None
             self._rlen = 0
         else:
-            flat = b"".join(chunks) if len(chunks) > 1 else chunks[0]
             data = flat[:max_size]
-            chunks[:] = [flat[max_size:]]
+            self._rchunks = flat[max_size:]
             self._rlen -= len(data)
         if self._budget is not None:
             self._budget.release(len(data))
@@ -405,7 +410,7 @@ class TcpSocket(asyncio.Protocol):
     def _clear_read_buffer(self) -> None:
         if self._budget is not None:
             self._budget.release(self._rlen)
-        self._rchunks.clear()
+        self._rchunks = None
         self._rlen = 0
         self._unpause(_AHEAD)
 
@@ -494,7 +499,13 @@ class TcpSocket(asyncio.Protocol):
         if self._rslow:
             if not self._data_received_slow(data):
                 return
-        self._rchunks.append(data)
+        chunks = self._rchunks
+        if chunks is None:
+            self._rchunks = data
+        elif isinstance(chunks, list):
+            chunks.append(data)
+        else:
+            self._rchunks = [chunks, data]
         self._rlen += len(data)
         if self._attached and not self._read_posted:
             self._read_posted = True
@@ -582,12 +593,12 @@ class TcpSocket(asyncio.Protocol):
             return  # stale, or the script closed first: its own close sequence runs
         self._closing_remote = True
         if exc is None:
-            self._set_error(SocketError.REMOTE_HOST_CLOSED, "The remote host closed the connection")
+            self._set_error(_REMOTE_HOST_CLOSED, "The remote host closed the connection")
         else:
             self._set_error(*classify(exc))
         # Inline, not posted: this step already runs in a batch, right after
         # the READY_READ for the last bytes.
-        self._emit(gen, self._sgen, Event.ERROR, int(self.error))  # type: ignore[arg-type]
+        self._emit(gen, self._sgen, _ERROR, int(self.error))  # type: ignore[arg-type]
         self._events.post(self._close_after_remote, gen)
 
     def _close_after_remote(self, gen: int) -> None:
@@ -603,7 +614,7 @@ class TcpSocket(asyncio.Protocol):
         if gen != self._gen or self.state is not CLOSING:
             return
         self._set_error(*classify(exc))
-        self._emit(gen, self._sgen, Event.ERROR, int(self.error))  # type: ignore[arg-type]
+        self._emit(gen, self._sgen, _ERROR, int(self.error))  # type: ignore[arg-type]
         if self.open_mode:  # as Qt: the device closes with the error
             self.open_mode = 0
             self._post(_ABOUT_TO_CLOSE)
@@ -871,12 +882,19 @@ class TcpSocket(asyncio.Protocol):
     # ------------------------------------------------------------ writing
     def write(self, data: bytes) -> int:
         """Queue data; its length, or -1 with the error set."""
-        if self._transport is not None and self.state is CONNECTED and self.open_mode & 6:
-            if data:
+        transport = self._transport
+        if transport is not None and self.state is CONNECTED and self.open_mode & 6:
+            n = len(data)
+            if n:
                 if self._budget is not None:
                     return self._write_budgeted(data)
-                self._send(data)
-            return len(data)
+                # _send, written out: this is every echo's write
+                transport.write(data)
+                self._written_total += n
+                if self.notify_bytes_written and not self._written_posted:
+                    self._written_posted = True
+                    self._events.post(self._report_written, self._gen)
+            return n
         return self._write_unless_connected(data)
 
     def _write_budgeted(self, data: bytes) -> int:
