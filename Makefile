@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test stress bench clean
+.PHONY: setup run test lint stress bench clean
 
 setup: $(STAMP)
 
@@ -17,8 +17,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/luanet run examples/echo.lua
 
-test: $(STAMP)
+# Types and lint first (settings in pyproject.toml), then the tests.
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check luanet tests bench
+	$(BIN)/mypy luanet
 
 # Stress-marked tests at full size (the fuzzers for minutes); make test runs
 # them at small sizes.
