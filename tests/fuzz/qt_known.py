@@ -42,9 +42,10 @@ KNOWN = {
     "reconnect-after-abort-with-old-unread-bytes": ABORT_CONNECT_NO_DISCONNECTED,
     "bytes-arriving-while-queued": ("bug: ready_read_handler runs after next_pending_connection() for "
                                     "bytes that were already readable when it returned; Qt runs none"),
-    "remote-close-while-queued": ("bug: a connection the peer closed (after sending) while queued runs "
-                                  "error_handler(REMOTE_HOST_CLOSED) before ready_read_handler (API.md: "
-                                  "bytes first); Qt hands it out already UNCONNECTED, with no events"),
+    "remote-close-while-queued": ("differs: API.md says next_pending_connection() gives a socket in "
+                                  "CONNECTED_STATE, then the bytes and the close are reported in order; "
+                                  "Qt hands out one the peer closed while queued already UNCONNECTED, "
+                                  "with no events"),
     "write-before-remote-half-close-noticed": WRITE_BEFORE_CLOSE_NOTICED,
     "connect-right-after-disconnect": DISCONNECT_SYNC,
     "close-right-after-disconnect": DISCONNECT_SYNC,
