@@ -408,13 +408,20 @@ def run_side(side, ops: List[list]) -> Dict[str, Any]:
             else:
                 side.op(op, peers)
                 peers.pump()
-        # settle: both loops run until nothing changes
-        end = time.monotonic() + 0.25
-        while time.monotonic() < end:
+        # settle: the loop runs until nothing has changed for 0.08 s (at most 1 s)
+        start = quiet = time.monotonic()
+        last = None
+        while True:
             side.process(0.002)
             peers.pump()
             if side.name == "qt":
                 time.sleep(0.001)
+            now = time.monotonic()
+            seen = (len(side.events), sum(peers.received()), side.final()["state"])
+            if seen != last:
+                last, quiet = seen, now
+            elif now - quiet >= 0.08 or now - start >= 1.0:
+                break
         out = {"events": normalize(side.events), "results": side.results, "final": side.final(),
                "peer_rx": peers.received()}
         return out
