@@ -25,7 +25,7 @@ import logging
 from importlib import resources
 from pathlib import Path
 from types import MethodType
-from typing import Any, Callable, Dict, Iterable, List, Optional, cast
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, cast
 
 from .core import Event, EventQueue, SocketState, TcpServer, TcpSocket
 from .core.budget import MemoryBudget
@@ -152,7 +152,8 @@ class Bridge:
         self._batch_bytes = 0
         self._read_buffer_size = int(read_buffer_size)
         self._reuse_port = reuse_port
-        self._owed: Dict[TcpSocket, int] = {}  # socket -> id: data that did not fit in Lua yet
+        self._owed: Dict[TcpSocket, int] = {}
+        self._flushing: Set[TcpSocket] = set()  # collected, still sending  # socket -> id: data that did not fit in Lua yet
         self._closed = False
         self._getters = {spec.name.encode(): {p.name.encode(): p for p in spec.props}
                          for spec in CLASSES}
@@ -405,10 +406,16 @@ class Bridge:
         if obj is None:
             return
         self._owed.pop(obj, None)
-        if isinstance(obj, TcpServer) and obj.listening:
-            log.warning("a listening TcpServer (port %d) was garbage-collected; "
-                        "keep a reference to it (e.g. in a global) to keep it serving", obj.port)
+        sockets: List[TcpSocket] = [obj] if isinstance(obj, TcpSocket) else []
+        if isinstance(obj, TcpServer):
+            sockets = obj.pending_and_handed_out()
+            if obj.listening:
+                log.warning("a listening TcpServer (port %d) was garbage-collected; "
+                            "keep a reference to it (e.g. in a global) to keep it serving", obj.port)
         obj.release()
+        # A collected socket still sends what it was given (a graceful close):
+        # the host waits for it and counts it at close, as for any other.
+        self._flushing.update(s for s in sockets if not s.finished)
 
     # ------------------------------------------------------------ events up
     def _lua_memory(self) -> int:
@@ -524,7 +531,12 @@ class Bridge:
 
     # ------------------------------------------------------------ teardown
     def active(self) -> bool:
-        """Is anything listening, connected, connecting or timing?"""
+        """Is anything listening, connected, connecting or timing, or still
+        sending what a collected socket was given?"""
+        if self._flushing:
+            self._flushing = {s for s in self._flushing if not s.finished}
+            if self._flushing:
+                return True
         for obj in self._objects.values():
             if isinstance(obj, TcpServer):
                 if obj.listening:
@@ -543,7 +555,8 @@ class Bridge:
         self._shutdown()
         objects = list(self._objects.values())
         self._objects.clear()
-        closing: List[TcpSocket] = []
+        closing: List[TcpSocket] = [s for s in self._flushing if not s.finished]
+        self._flushing = set()
         for obj in objects:
             if isinstance(obj, TcpServer):
                 closing.extend(obj.pending_and_handed_out())

@@ -137,3 +137,62 @@ def test_referenced_server_is_not_collected(make_host, lua):
     host.run_for(0.05)
     assert host.eval("holder.s.listening") is True
     assert wait_for(host, in_thread(echo_once, port, b"alive")) == b"alive"
+
+
+@pytest.mark.parametrize("lua", GC_LUAS)
+def test_a_collected_socket_still_delivers_what_it_was_given(make_host, lua):
+    """Written, disconnected, then dropped by the script and collected: the
+    bytes still go out, the host counts as active until they have, and a
+    close() that cannot wait for them says how many were discarded."""
+    host = make_host(lua=lua)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    n = 4 << 20
+    with listener:
+        host.execute("""
+            local port, n = ...
+            do
+              local s = net.TcpSocket.new()
+              s:connect("127.0.0.1", port)
+              s:write_string(string.rep("x", n))
+              s:disconnect()
+            end
+            collectgarbage(); collectgarbage()
+        """.replace("local port, n = ...", f"local port, n = {listener.getsockname()[1]}, {n}"))
+        host.run_for(0.2)  # the connection is made from the loop
+        listener.settimeout(SAFETY)
+        peer, _ = listener.accept()
+        with peer:
+            host.run_for(0.2)
+            host.execute("collectgarbage(); collectgarbage()")
+            assert host.active  # still sending for the collected socket
+            got = in_thread(recv_until_eof, peer)
+            data = wait_for(host, got)
+        assert len(data) == n
+        run_until(host, lambda: not host.active, "the flush to end")
+
+
+def test_close_counts_what_a_collected_socket_could_not_send(make_host):
+    host = make_host()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    with listener:
+        host.execute(f"""
+            do
+              local s = net.TcpSocket.new()
+              s:connect("127.0.0.1", {listener.getsockname()[1]})
+              s:write_string(string.rep("x", 16 * 1024 * 1024))
+              s:disconnect()
+            end
+        """)
+        host.run_for(0.2)
+        listener.settimeout(SAFETY)
+        peer, _ = listener.accept()
+        with peer:  # never reads
+            host.run_for(0.2)
+            host.execute("collectgarbage(); collectgarbage()")
+            discarded = host.close(grace=0.2)
+            assert discarded > 0
+            assert host.discarded_peers == 1

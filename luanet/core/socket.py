@@ -1017,6 +1017,8 @@ class TcpSocket(asyncio.Protocol):
         if self.state is CONNECTED and self._transport is not None:
             self._change("close")
             self._transport.close()
+        elif (self.state is HOST_LOOKUP or self.state is CONNECTING) and self._pre_connect:
+            self._close_pending = True  # written while connecting: deliver, then close
         elif self.state is not CLOSING:
             self.abort()
         self._forget()
