@@ -152,8 +152,8 @@ class Bridge:
         self._batch_bytes = 0
         self._read_buffer_size = int(read_buffer_size)
         self._reuse_port = reuse_port
-        self._owed: Dict[TcpSocket, int] = {}
-        self._flushing: Set[TcpSocket] = set()  # collected, still sending  # socket -> id: data that did not fit in Lua yet
+        self._owed: Dict[TcpSocket, int] = {}  # socket -> id: data that did not fit in Lua yet
+        self._flushing: Set[TcpSocket] = set()  # collected, still sending
         self._closed = False
         self._getters = {spec.name.encode(): {p.name.encode(): p for p in spec.props}
                          for spec in CLASSES}
