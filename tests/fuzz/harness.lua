@@ -399,7 +399,11 @@ function F.bind(name, port, async)
   if not s then return end
   cur(name).aborted_then_op = true  -- a bind error after abort() is bind's, not the connection's
   if async then
-    call("bind_async", s.bind_async, s, port, function(_, r, err)
+    call("bind_async", s.bind_async, s, port, function(sock, r, err)
+      -- the bind runs now: an error it reports is its own, whichever connection is current
+      local g = gen_of(name, sock)
+      local l = g and log_of(name, g)
+      if l then l.aborted_then_op = true end
       check_value("bind_async result", r)
       if err ~= nil then note_error("bind_async cb", err) end
     end)

@@ -148,4 +148,13 @@ REGRESSIONS = [
                "disconnected_handler runs for a socket that never connected (API.md: none)",
         "open": True,
     },
+    {
+        "name": "abort-from-timer-while-connecting",
+        "cls": "disconnected-never-connected",
+        "steps": [["handler", "c2", "state_changed_handler", "later_abort"], ["connect", "c2", "s0", None],
+                  ["run", 0.05]],
+        "bug": "issue 9: abort() from a timer while CONNECTING runs disconnected_handler for a socket "
+               "whose connected_handler never ran (API.md: none)",
+        "open": True,
+    },
 ]
