@@ -75,8 +75,8 @@ local function deliver(kind, id, a, at)
     -- readbuf.append's usual case written out (bytes into an empty buffer
     -- with no read_buffer_size): one chunk, held as rec.one
     local rlen = rec.rlen
-    if (rlen == nil or rlen == 0) and not rec.rbs then
-      if a ~= "" then rec.one, rec.rlen = a, #a end
+    if not rec.one and (rlen == nil or rlen == 0) and not rec.rbs then
+      if a ~= "" then rec.one = a end
     else
       on_event[kind](obj, rec, a)
     end

@@ -34,8 +34,9 @@ local function wrap_socket(id, data)
   return obj, rec
 end
 
-getters.bytes_available = function(rec) return rec.rlen or 0 end
-getters.at_end = function(rec) return (rec.rlen or 0) == 0 end
+local length = readbuf.length
+getters.bytes_available = function(rec) return length(rec) end
+getters.at_end = function(rec) return length(rec) == 0 end
 getters.can_read_line = function(rec) return readbuf.line_length(rec) ~= nil end
 getters.pos = function() return 0 end
 getters.sequential = function() return true end
@@ -44,17 +45,26 @@ local write_rbs = TcpSocket.setters.read_buffer_size
 TcpSocket.setters.read_buffer_size = function(rec, value)
   write_rbs(rec, value)
   rec.rbs = value ~= 0 and value or nil
-  if rec.rlen then readbuf.check_hold(rec) end
+  readbuf.check_hold(rec)
 end
 
 dispatch.on_event[EV.READY_READ] = function(_, rec, data)
   if data ~= "" then readbuf.append(rec, data) end  -- "": bytes handed over already
 end
-dispatch.on_event[EV.DISCONNECTED] = function(obj, rec)
+-- The live servers (weak keys). A socket's record does not name its server
+-- (one key less per connection: an echo connection's record stays within 8
+-- slots); the few servers a script has are asked instead.
+local servers = setmetatable({}, { __mode = "k" })
+dispatch.on_event[EV.DISCONNECTED] = function(obj)
   -- A closed socket is no longer owned by its server (done before the
   -- handler runs, so a failing disconnected_handler cannot keep it owned).
-  local server = rec.server_id and objects.registry[rec.server_id]
-  if server then raw_metatable(server).children[obj] = nil end
+  for server in pairs(servers) do
+    local children = raw_metatable(server).children
+    if children[obj] then
+      children[obj] = nil
+      return
+    end
+  end
 end
 
 local function bytes_of(s) return readbuf.to_bytes(s) end
@@ -92,7 +102,7 @@ TcpSocket.methods.read_all_string = function(self)
   end
   local s = rec.one  -- one chunk, all of it (see readbuf.lua)
   if s and not rec.held then
-    rec.one, rec.rlen = nil, 0
+    rec.one = nil
     return s
   end
   local s = take(rec, nil)
@@ -128,7 +138,7 @@ method_with_async(TcpSocket, "open", { "integer" }, function() return false end)
 -- A new connection, an abort and a close end what the socket had: its
 -- unread bytes, and the events of the old connection still in this batch.
 local function end_connection(rec)
-  if rec.rlen then reset(rec) end
+  if rec.one or rec.chunks then reset(rec) end
   if rec.held then readbuf.check_hold(rec) end
   objects.cut(rec)
 end
@@ -148,7 +158,7 @@ method(TcpSocket, "abort", {}, function(_, rec)
   native.abort(rec.id)
 end)
 method(TcpSocket, "close", {}, function(_, rec)
-  if rec.rlen then reset(rec) end
+  if rec.one or rec.chunks then reset(rec) end
   if rec.held then readbuf.check_hold(rec) end
   native.close(rec.id)
 end)
@@ -174,9 +184,8 @@ method(TcpServer, "close", {}, function(_, rec) native.server_close(rec.id) end)
 local function take_pending(_, rec)
   local sid, data = native.next_pending(rec.id)
   if not sid then return nil end
-  local sock, srec = wrap_socket(sid, data)
-  srec.server_id = rec.id   -- by id: a socket must not keep its server alive
-  rec.children[sock] = true -- ...but the server keeps its sockets alive
+  local sock = wrap_socket(sid, data)
+  rec.children[sock] = true -- the server keeps its sockets alive (not the reverse)
   return sock
 end
 method(TcpServer, "next_pending_connection", {}, take_pending)
@@ -189,6 +198,7 @@ end
 TcpServer.static.new = function()
   local obj, rec = objects.new(TcpServer, native.server_new())
   rec.children = {}
+  servers[obj] = true
   return obj
 end
 

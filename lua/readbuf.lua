@@ -4,9 +4,11 @@
 --
 -- Unread bytes are rec.chunks[rec.head .. rec.tail], the first consumed up
 -- to rec.off; rec.rlen counts them. A chunk that arrives in an empty buffer
--- waits as rec.one instead, whole (the usual case: no table per socket, and
--- read_all_string hands it over as it is); spread() moves it into the list
--- when a second one arrives or a partial read needs the list. Chunk indices only grow while bytes stay
+-- waits as rec.one instead, whole and alone (rec.rlen is then 0 or absent):
+-- the usual case costs no table and at most one key of the record (an echo
+-- connection's record stays within 8 slots), and read_all_string hands the
+-- chunk over as it is. spread() moves it into the list when a second one
+-- arrives or a partial read, a peek or a line search needs the list. Chunk indices only grow while bytes stay
 -- unread, so a line search can remember where it stopped (rec.scan_i,
 -- rec.scan_at) and look only at bytes that arrived since: can_read_line
 -- costs what arrived, never a rescan of the whole buffer.
@@ -24,14 +26,22 @@ local concat, find, sub, byte, char, type, floor =
 local unpack = table.unpack or unpack
 
 local function reset(rec)
+  rec.one = nil
   local chunks = rec.chunks
   if chunks then
     for i = rec.head, rec.tail do chunks[i] = nil end
-    rec.head, rec.tail, rec.off = 1, 0, 0
+    rec.head, rec.tail, rec.off, rec.rlen, rec.scan_i = 1, 0, 0, 0, nil
   end
-  rec.one, rec.rlen, rec.scan_i = nil, 0, nil
 end
 readbuf.reset = reset
+
+--- Unread bytes.
+local function length(rec)
+  local one = rec.one
+  if one then return #one end
+  return rec.rlen or 0
+end
+readbuf.length = length
 
 -- rec.one into the chunk list (which is empty whenever rec.one is set)
 local function spread(rec)
@@ -40,14 +50,15 @@ local function spread(rec)
     chunks = {}
     rec.chunks = chunks
   end
-  chunks[1] = rec.one
-  rec.one, rec.head, rec.tail, rec.off = nil, 1, 1, 0
+  local one = rec.one
+  chunks[1] = one
+  rec.one, rec.head, rec.tail, rec.off, rec.rlen = nil, 1, 1, 0, #one
 end
 
 local function check_hold(rec)
   local limit = rec.rbs
   if limit and limit > 0 then
-    local full = rec.rlen >= limit
+    local full = length(rec) >= limit
     if full ~= (rec.held == true) then
       rec.held = full or nil
       native.hold_reading(rec.id, full)
@@ -60,20 +71,18 @@ end
 readbuf.check_hold = check_hold
 
 function readbuf.append(rec, data)
-  local rlen = rec.rlen
-  if not rlen or rlen == 0 then
-    rec.one, rec.rlen = data, #data
+  local one, rlen = rec.one, rec.rlen
+  if not one and (rlen == nil or rlen == 0) then
+    rec.one = data
   else
-    if rec.one then spread(rec) end
+    if one then spread(rec) end
     local t = rec.tail + 1
     rec.chunks[t] = data
     rec.tail = t
-    rec.rlen = rlen + #data
+    rec.rlen = rec.rlen + #data
   end
   if rec.rbs then check_hold(rec) end
 end
-
-function readbuf.length(rec) return rec.rlen or 0 end
 
 -- The first n unread bytes (n <= rlen), without consuming them.
 local function peek(rec, n)
@@ -122,16 +131,18 @@ end
 
 --- Up to n bytes (all when n is nil), consumed.
 function readbuf.take(rec, n)
+  local one = rec.one
+  if one then
+    if n == nil or n >= #one then  -- all of a single chunk: as it is
+      rec.one = nil
+      if rec.held then check_hold(rec) end
+      return one
+    end
+    spread(rec)
+  end
   local rlen = rec.rlen
   if not rlen or rlen == 0 then return "" end
   if n == nil or n > rlen then n = rlen end
-  local one = rec.one
-  if one and n == rlen then  -- all of a single chunk: as it is
-    rec.one, rec.rlen, rec.scan_i = nil, 0, nil
-    if rec.held then check_hold(rec) end
-    return one
-  end
-  if one then spread(rec) end
   local s = peek(rec, n)
   consume(rec, n)
   return s
@@ -139,18 +150,18 @@ end
 
 --- Up to n bytes (all when n is nil), left in place.
 function readbuf.peek(rec, n)
+  if rec.one then spread(rec) end
   local rlen = rec.rlen
   if not rlen or rlen == 0 then return "" end
   if n == nil or n > rlen then n = rlen end
-  if rec.one then spread(rec) end
   return peek(rec, n)
 end
 
 --- Bytes up to and including the first "\n", or nil when no line is complete.
 function readbuf.line_length(rec)
+  if rec.one then spread(rec) end
   local rlen = rec.rlen
   if not rlen or rlen == 0 then return nil end
-  if rec.one then spread(rec) end
   local chunks, h, tail = rec.chunks, rec.head, rec.tail
   -- resume where the last search stopped; `before` counts the unread bytes
   -- in front of chunk i, so the answer is a position in the unread bytes
