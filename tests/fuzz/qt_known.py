@@ -18,8 +18,9 @@ ABORT_CONNECT_NO_DISCONNECTED = (
     "disconnected inside abort(); luanet drops it (API.md: nothing of an ended connection after "
     "a new connect())")
 WRITE_BEFORE_CLOSE_NOTICED = (
-    "differs: a write made before a peer's close is noticed: luanet sends it (API.md: what the "
-    "script wrote is still sent after a remote close), Qt drops it")
+    "differs: luanet hands written bytes to the kernel inside write(), Qt from its loop: bytes "
+    "written just before an abort() or before a peer's close is noticed reach the peer in luanet "
+    "and not in Qt (API.md: what the script wrote is still sent after a remote close)")
 
 DISCONNECT_SYNC = ("bug: disconnect() with nothing left to send ends the connection inside the call "
                    "in Qt (UNCONNECTED and disconnected before it returns, so connect() right after "
@@ -28,6 +29,17 @@ DISCONNECT_SYNC = ("bug: disconnect() with nothing left to send ends the connect
 REFUSED_WITH_WRITES = ("differs: a refused connect() with writes pending: Qt emits errorOccurred twice "
                        "and aboutToClose (a Qt quirk); luanet reports the refusal once")
 ABORT_CLEARS_ERROR = "bug (minor): abort() resets error; Qt keeps the last error code"
+RESET_WRITE_LOSES_INPUT = (
+    "bug: bytes that arrived just before a peer reset are lost when a write() fails on the reset "
+    "connection first (no ready_read; Qt delivers them), and that write's bytes are reported by "
+    "bytes_written although they went nowhere")
+RESET_CLOSES_DEVICE = (
+    "differs: a peer reset: Qt closes the device at once (about_to_close, no CLOSING state, unread "
+    "bytes dropped); luanet reports it like a remote close (CLOSING, then UNCONNECTED; unread bytes "
+    "stay readable until close(), API.md)")
+QT_STALE_ERROR = ("differs (Qt bug): after a refused connect, a write() during the next connect's "
+                  "lookup makes Qt fail that attempt at once with the old ConnectionRefused error; "
+                  "luanet connects and sends")
 ABORT_TWICE = ("bug: abort() twice in a row: the second drops the first one's about_to_close, "
                "state_changed(UNCONNECTED) and disconnected; Qt has run them inside the first")
 WRITE_CLOSED_ERROR = ("bug (minor): write() on a socket whose connection failed or ended sets error to "
@@ -54,6 +66,8 @@ KNOWN = {
     "write-read-only-after-refused": WRITE_CLOSED_ERROR,
     "abort-twice": ABORT_TWICE,
     "connect-right-after-close": DISCONNECT_SYNC,
+    "data-then-reset-then-write": RESET_WRITE_LOSES_INPUT,
+    "write-while-looking-up-after-refused": QT_STALE_ERROR,
 }
 for _m in (4, 5, 12, 13):
     KNOWN["connect-open-mode-%d" % _m] = APPEND_WRITES
@@ -87,6 +101,19 @@ KNOWN_CLASSES = [
     (("luanet [state=2 host_found state=0]",), REFUSED_WITH_WRITES),
     (("after about_to_close: qt [state=5], luanet []",), ABORT_DROPS_POSTED),
     (("after state=0: qt [disconnected state=1",), ABORT_DROPS_POSTED),
+    (("after error=1: qt [about_to_close], luanet [state=5]",), RESET_CLOSES_DEVICE),
+    (("after error=1: qt [about_to_close], luanet [bytes_written state=5]",), RESET_WRITE_LOSES_INPUT),
+    (("after connected: qt [state=5], luanet []",), ABORT_DROPS_POSTED),
+    (("after ready_read: qt [state=5 error=19], luanet []",), ABORT_DROPS_POSTED),
+    (("after connected: qt [state=5], luanet [about_to_close]",), DISCONNECT_SYNC),
+    (("result: qt write=10, luanet write=-1",), DISCONNECT_SYNC),
+    (("after connected: qt [state=5 state=0 disconnected state=1], luanet []",), DISCONNECT_SYNC),
+    (("final error: qt -1, luanet 19",), DISCONNECT_SYNC),
+    (("after state=1: qt [error=0",), QT_STALE_ERROR),
+    (("after error=19: qt [error=0]",), QT_STALE_ERROR),
+    (("after about_to_close: qt [state=0], luanet []",), QT_STALE_ERROR),
+    (("final error: qt 0, luanet 1",), QT_STALE_ERROR),
+    (("after error=0: qt [about_to_close state=0], luanet []",), QT_STALE_ERROR),
 ]
 
 
