@@ -555,8 +555,8 @@ SCENARIOS: Dict[str, List[list]] = {
                                    ["write", 1000], ["run", 0.1], ["read_all"]],
     "data-then-reset": [["connect", "L", None], ["run", 0.05], ["psend", 10], ["preset"], ["run", 0.1],
                         ["read_all"]],
-    "write-while-looking-up-after-refused": [["connect", "REFH", None], ["run", 0.06], ["connect", "LH", None],
-                                             ["write", 1], ["run", 0.1]],
+    "write-while-looking-up-after-refused": [["connect", "REFH", None], ["run", 0.06],
+                                             ["connect", "LH", None], ["write", 1], ["run", 0.1]],
     "connect-right-after-close": [["connect", "L", None], ["run", 0.05], ["close"], ["connect", "L", None],
                                   ["run", 0.1]],
 }
