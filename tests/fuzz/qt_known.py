@@ -114,6 +114,20 @@ KNOWN_CLASSES = [
     (("after about_to_close: qt [state=0], luanet []",), QT_STALE_ERROR),
     (("final error: qt 0, luanet 1",), QT_STALE_ERROR),
     (("after error=0: qt [about_to_close state=0], luanet []",), QT_STALE_ERROR),
+    # the long run of 11:15 (tree of 11:15), each checked by hand against its minimal sequence
+    (("final state: qt 0, luanet 3",), QT_STALE_ERROR),
+    (("after error=19: qt [error=0 about_to_close]",), QT_STALE_ERROR),
+    (("events after state=0: qt [], luanet [disconnected]",), QT_STALE_ERROR),
+    (("final avail: qt 0, luanet",), RESET_CLOSES_DEVICE),
+    (("after connected: qt [state=5 error=19], luanet []",), ABORT_DROPS_POSTED),
+    (("after bytes_written: qt [about_to_close state=5 error=19], luanet []",), ABORT_DROPS_POSTED),
+    (("after state=5: qt [error=1 about_to_close], luanet [bytes_written]",), WRITE_BEFORE_CLOSE_NOTICED),
+    (("after bytes_written: qt [], luanet [error=1 about_to_close]",), WRITE_BEFORE_CLOSE_NOTICED),
+    (("final error: qt 19, luanet 1",), WRITE_BEFORE_CLOSE_NOTICED),
+    (("after state=5: qt [state=0 disconnected state=1",), DISCONNECT_SYNC),
+    (("qt [state=0 error=0 state=1 state=2 host_found], luanet []",), DISCONNECT_SYNC),
+    (("result: qt read=0, luanet read=",), DISCONNECT_SYNC),
+    (("after bytes_written: qt [error=19 state=5], luanet [about_to_close]",), ABORT_DROPS_POSTED),
 ]
 
 
