@@ -82,7 +82,8 @@ local function deliver(kind, id, a, at)
     end
   else
     local react = on_event[kind]
-    if react then react(obj, rec, a) end
+    -- true: the event is the object's own business, no handler runs
+    if react and react(obj, rec, a) then return end
   end
   local name = HANDLER_OF[kind]
   local handler = rec[name]

@@ -55,7 +55,13 @@ end
 -- (one key less per connection: an echo connection's record stays within 8
 -- slots); the few servers a script has are asked instead.
 local servers = setmetatable({}, { __mode = "k" })
-dispatch.on_event[EV.DISCONNECTED] = function(obj)
+dispatch.on_event[EV.DISCONNECTED] = function(obj, rec)
+  if rec.pending then
+    -- the script never saw this attempt connect (its CONNECTED was cut by
+    -- an abort() earlier in the batch): for it, there is nothing to end
+    rec.pending = nil
+    return true
+  end
   -- A closed socket is no longer owned by its server (done before the
   -- handler runs, so a failing disconnected_handler cannot keep it owned).
   for server in pairs(servers) do
@@ -66,6 +72,9 @@ dispatch.on_event[EV.DISCONNECTED] = function(obj)
     end
   end
 end
+-- rec.pending: connect() called, CONNECTED not delivered yet (client
+-- sockets only: accepted ones are handed out connected, and keep no key)
+dispatch.on_event[EV.CONNECTED] = function(_, rec) rec.pending = nil end
 
 local function bytes_of(s) return readbuf.to_bytes(s) end
 local function line(rec, max) return readbuf.take_line(rec, max) end
@@ -148,9 +157,10 @@ method(TcpSocket, "connect", { "string", "integer", "opt_integer" }, function(_,
     raise(format("bad argument #3 to 'connect' (invalid open mode %s)", tostring(mode)))
   end
   local ok, why = native.connect(rec.id, host, port, mode or 3)
-  if ok then end_connection(rec) end  -- a refused call changes nothing
-  if ok then return true end
-  return false, why
+  if not ok then return false, why end  -- a refused call changes nothing
+  end_connection(rec)
+  rec.pending = true
+  return true
 end)
 method(TcpSocket, "disconnect", {}, function(_, rec) native.disconnect(rec.id) end)
 method(TcpSocket, "abort", {}, function(_, rec)

@@ -21,9 +21,10 @@ from .core.constants import Event, OpenMode, SocketError, SocketState, open_mode
 CALL_EVENT = 0
 
 # Events Lua needs whether or not a handler is set, because they change the
-# object's state there: data for the read buffer, the end of a socket's
+# object's state there: data for the read buffer, a connection the script
+# has seen begin (only such a one reports its end), the end of a socket's
 # connection (its server lets go of it), a timer that stopped by firing.
-ALWAYS_DELIVERED = frozenset({Event.READY_READ, Event.DISCONNECTED, Event.TIMEOUT})
+ALWAYS_DELIVERED = frozenset({Event.READY_READ, Event.CONNECTED, Event.DISCONNECTED, Event.TIMEOUT})
 
 Getter = Callable[[Any], Any]
 Setter = Callable[[Any, Any], None]
