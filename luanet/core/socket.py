@@ -986,6 +986,11 @@ class TcpSocket(asyncio.Protocol):
         """Close now: unsent data is discarded, unread data dropped, and
         nothing already posted for this connection is reported any more."""
         was = self.state
+        if was is UNCONNECTED and not self.open_mode and self.finished:
+            # nothing left to end (a second abort(), say): what the first one
+            # reported still stands, as in Qt; only unread bytes go
+            self._clear_read_buffer()
+            return
         seen = self._seen
         self._new_connection()
         self._sgen += 1

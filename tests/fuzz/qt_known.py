@@ -40,8 +40,6 @@ RESET_CLOSES_DEVICE = (
 QT_STALE_ERROR = ("differs (Qt bug): after a refused connect, a write() during the next connect's "
                   "lookup makes Qt fail that attempt at once with the old ConnectionRefused error; "
                   "luanet connects and sends")
-ABORT_TWICE = ("bug: abort() twice in a row: the second drops the first one's about_to_close, "
-               "state_changed(UNCONNECTED) and disconnected; Qt has run them inside the first")
 WRITE_CLOSED_ERROR = ("bug (minor): write() on a socket whose connection failed or ended sets error to "
                       "UNKNOWN_ERROR; Qt's device is closed then, so write() fails before writeData and "
                       "error() keeps the refusal or the remote close")
@@ -64,7 +62,6 @@ KNOWN = {
     "abort-right-after-close": ABORT_DROPS_POSTED,
     "refused-with-pending-write": REFUSED_WITH_WRITES,
     "write-read-only-after-refused": WRITE_CLOSED_ERROR,
-    "abort-twice": ABORT_TWICE,
     "connect-right-after-close": DISCONNECT_SYNC,
     "data-then-reset-then-write": RESET_WRITE_LOSES_INPUT,
     "write-while-looking-up-after-refused": QT_STALE_ERROR,
@@ -92,7 +89,6 @@ KNOWN_CLASSES = [
     (("after error=0: qt [error=0",), REFUSED_WITH_WRITES),
     (("after error=0: qt [about_to_close]",), REFUSED_WITH_WRITES),
     (("final error: qt 19, luanet -1",), ABORT_CLEARS_ERROR),
-    (("qt [about_to_close state=0 disconnected], luanet []",), ABORT_TWICE),
     (("final error: qt 0, luanet -1",), WRITE_CLOSED_ERROR),
     (("final error: qt 1, luanet -1",), WRITE_CLOSED_ERROR),
     (("qt [bytes_written], luanet [bytes_written]",), WRITE_BEFORE_CLOSE_NOTICED),
