@@ -50,8 +50,10 @@ KNOWN = {
     "abort-while-connecting": SYNC_LOOKUP,
     "abort-while-looking-up-by-name": ABORT_DROPS_POSTED,
     "reconnect-after-abort-with-old-unread-bytes": ABORT_CONNECT_NO_DISCONNECTED,
-    "bytes-arriving-while-queued": ("bug: ready_read_handler runs after next_pending_connection() for "
-                                    "bytes that were already readable when it returned; Qt runs none"),
+    "bytes-arriving-while-queued": ("differs: ready_read_handler runs after next_pending_connection() "
+                                    "for bytes that were already readable when it returned (Qt emitted "
+                                    "readyRead before anyone could listen), so a handler set right after "
+                                    "taking the socket hears of them (README)"),
     "remote-close-while-queued": ("differs: API.md says next_pending_connection() gives a socket in "
                                   "CONNECTED_STATE, then the bytes and the close are reported in order; "
                                   "Qt hands out one the peer closed while queued already UNCONNECTED, "
