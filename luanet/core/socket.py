@@ -548,16 +548,7 @@ class TcpSocket(asyncio.Protocol):
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         """asyncio: the transport is gone; ``exc`` says why (None: a clean close)."""
-        transport, self._transport = self._transport, None
-        if transport is not None and self._remote is None:
-            self._keep_addresses(transport)  # handlers may ask until UNCONNECTED
-        self._pauses = 0
-        if self._budget is not None:
-            self._budget.unpark(self)
-        if exc is None or not self._wpaused:
-            self._written_sent = self._written_total  # flushed (close() waits for it)
-        self._wpaused = False
-        self._release_written()
+        self._drop_transport(exc)
         gen = self._gen
         if self.state is CLOSING and not self._closing_remote:
             if exc is not None:  # reset while our close flushed: report it, as Qt
@@ -570,6 +561,19 @@ class TcpSocket(asyncio.Protocol):
             self._early_end = exc or True
         else:
             self._events.post(self._remote_closed, gen, exc)
+
+    def _drop_transport(self, exc: Optional[BaseException]) -> None:
+        """What the end of the transport means here, however it ended."""
+        transport, self._transport = self._transport, None
+        if transport is not None and self._remote is None:
+            self._keep_addresses(transport)  # handlers may ask until UNCONNECTED
+        self._pauses = 0
+        if self._budget is not None:
+            self._budget.unpark(self)
+        if exc is None or not self._wpaused:
+            self._written_sent = self._written_total  # flushed (close() waits for it)
+        self._wpaused = False
+        self._release_written()
 
     def pause_writing(self) -> None:
         """asyncio: the transport's write buffer is full."""
@@ -623,9 +627,19 @@ class TcpSocket(asyncio.Protocol):
     def _finish_close(self, gen: int) -> None:
         if gen != self._gen or self.state is not CLOSING:
             return
+        self._end_close(new_connection=True)
+
+    def _end_close(self, new_connection: bool) -> None:
+        """CLOSING -> UNCONNECTED, what was sent reported first. From the
+        loop, the connection ends here (what is still posted for it is
+        stale); inside disconnect() it ends at the next connect(), so what it
+        posted before (connected, data) still comes first, as in Qt."""
         unreported = self._written_sent - self._written_reported
         notify = self.notify_bytes_written
-        self._new_connection()
+        if new_connection:
+            self._new_connection()
+        else:
+            self._written_reported = self._written_sent
         if notify and unreported > 0:
             self._post(_BYTES_WRITTEN, unreported)
         self._change("closed")
@@ -964,8 +978,16 @@ class TcpSocket(asyncio.Protocol):
         state = self.state
         if state is CONNECTED:
             self._change("close")
-            if self._transport is not None:
-                self._transport.close()  # flushes first; connection_lost follows
+            transport = self._transport
+            if transport is not None and not self._closing_remote and not transport.get_write_buffer_size():
+                # Nothing left to send: the connection ends inside the call,
+                # as in Qt, so connect() right after works.
+                self._drop_transport(None)
+                transport.set_protocol(_DISCARD)
+                transport.close()
+                self._end_close(new_connection=False)
+            elif transport is not None:
+                transport.close()  # flushes first; connection_lost follows
             else:
                 self._events.post(self._finish_close, self._gen)
         elif state is HOST_LOOKUP or state is CONNECTING:

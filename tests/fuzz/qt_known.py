@@ -22,10 +22,10 @@ WRITE_BEFORE_CLOSE_NOTICED = (
     "written just before an abort() or before a peer's close is noticed reach the peer in luanet "
     "and not in Qt (API.md: what the script wrote is still sent after a remote close)")
 
-DISCONNECT_SYNC = ("bug: disconnect() with nothing left to send ends the connection inside the call "
-                   "in Qt (UNCONNECTED and disconnected before it returns, so connect() right after "
-                   "works and a close() right after runs about_to_close last); luanet stays CLOSING "
-                   "until the loop runs and refuses that connect() with OPERATION_ERROR")
+DISCONNECT_SYNC = ("differs: disconnect()/close() with nothing left to send end the connection inside "
+                   "the call, as in Qt, but its disconnected is delivered from the loop: a connect() "
+                   "right after drops it (API.md: nothing of an ended connection after a new "
+                   "connect()); Qt has run it inside disconnect()")
 REFUSED_WITH_WRITES = ("differs: a refused connect() with writes pending: Qt emits errorOccurred twice "
                        "and aboutToClose (a Qt quirk); luanet reports the refusal once")
 ABORT_CLEARS_ERROR = "bug (minor): abort() resets error; Qt keeps the last error code"
@@ -60,8 +60,6 @@ KNOWN = {
                                   "with no events"),
     "write-before-remote-half-close-noticed": WRITE_BEFORE_CLOSE_NOTICED,
     "connect-right-after-disconnect": DISCONNECT_SYNC,
-    "close-right-after-disconnect": DISCONNECT_SYNC,
-    "abort-right-after-close": ABORT_DROPS_POSTED,
     "refused-with-pending-write": REFUSED_WITH_WRITES,
     "write-read-only-after-refused": WRITE_CLOSED_ERROR,
     "connect-right-after-close": DISCONNECT_SYNC,
