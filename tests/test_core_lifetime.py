@@ -16,8 +16,9 @@ import pytest
 
 from luanet.core import Event, EventQueue, SocketError, SocketState, TcpServer, TcpSocket
 from luanet.core import socket as core_socket
+from luanet.core.addresses import dual_stack_socket
 from luanet.core.constants import open_mode_valid
-from luanet.core.socket import TRANSITIONS, dual_stack_socket
+from luanet.core.states import TRANSITIONS
 
 from conftest import SAFETY
 

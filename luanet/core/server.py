@@ -17,11 +17,12 @@ import socket as _socket
 from _socket import socket as _raw_socket  # socket.socket's C base
 from typing import Any, Deque, List, Optional, Set
 
+from .addresses import dual_stack_socket
 from .budget import MemoryBudget
 from .constants import Event, SocketError
 from .errors import RESOURCE_ERRNOS, TRANSIENT_ACCEPT_ERRNOS, classify
 from .events import EventQueue
-from .socket import Listener, TcpSocket, dual_stack_socket
+from .socket import Listener, TcpSocket
 
 DEFAULT_MAX_PENDING = 30
 # accept() calls per readiness callback, so one busy server can't starve the loop.

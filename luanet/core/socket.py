@@ -1,8 +1,9 @@
 """TcpSocket: a QTcpSocket-like stream on an asyncio transport.
 
 State lives here and changes synchronously (a script that reads ``state`` right
-after ``disconnect()`` sees CLOSING), always through TRANSITIONS, the one table
-that also says which events each change reports, in Qt's order. Events go
+after ``connect()`` sees HOST_LOOKUP), always through TRANSITIONS
+(core/states.py), the one table that also says which events each change
+reports, in Qt's order. Events go
 through the EventQueue, so handlers run later, from the loop, in order.
 
 One connection at a time, as a value: ``_gen`` counts connections. Every step
@@ -43,12 +44,24 @@ import errno
 import functools
 import os
 import socket as _socket
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
+from .addresses import dual_stack_socket, plain_address
 from .budget import MemoryBudget
 from .constants import MODE_READ, MODE_WRITE, Event, SocketError, SocketState, open_mode_valid
 from .errors import classify
 from .events import EventQueue
+from .states import (
+    _CONNECTED_EVENT,
+    _SC,
+    BOUND,
+    CLOSING,
+    CONNECTED,
+    CONNECTING,
+    HOST_LOOKUP,
+    TRANSITIONS,
+    UNCONNECTED,
+)
 
 Listener = Callable[[object, int, object, object], None]
 
@@ -57,44 +70,6 @@ Listener = Callable[[object, int, object, object], None]
 # what a connection queued in its server holds) bounded, without ever making
 # the peer wait on the script: the next batch always comes.
 READ_AHEAD_LIMIT = 1 << 18
-
-UNCONNECTED = SocketState.UNCONNECTED
-HOST_LOOKUP = SocketState.HOST_LOOKUP
-CONNECTING = SocketState.CONNECTING
-CONNECTED = SocketState.CONNECTED
-BOUND = SocketState.BOUND
-CLOSING = SocketState.CLOSING
-
-_SC = Event.STATE_CHANGED
-_CONNECTED_EVENT = Event.CONNECTED
-
-# state -> {what happened: (new state, events reported, in this order)}.
-# STATE_CHANGED carries the new state; ERROR the code given to _change().
-# Qt's order: the state change first, then what it means.
-TRANSITIONS: Dict[SocketState, Dict[str, Tuple[SocketState, Tuple[Event, ...]]]] = {
-    UNCONNECTED: {"connect": (HOST_LOOKUP, (_SC,)),
-                  "bind": (BOUND, (_SC,)),
-                  "accept": (CONNECTED, ())},  # handed out connected: nothing to report
-    BOUND: {"connect": (HOST_LOOKUP, (_SC,)),
-            "unbind": (UNCONNECTED, (_SC,)),
-            "abort": (UNCONNECTED, (_SC,))},
-    HOST_LOOKUP: {"found": (CONNECTING, (_SC, Event.HOST_FOUND)),
-                  "fail": (UNCONNECTED, (_SC, Event.ERROR)),
-                  "abort": (UNCONNECTED, (_SC,))},  # never connected: no DISCONNECTED
-    CONNECTING: {"connected": (CONNECTED, (_SC, Event.CONNECTED)),
-                 "fail": (UNCONNECTED, (_SC, Event.ERROR)),
-                 "abort": (UNCONNECTED, (_SC,))},
-    # abort() of a connection the owner saw connect reports its end as Qt
-    # does (about_to_close, state 0, disconnected); nothing of it comes after.
-    # "cancel": abort() before CONNECTED reached the owner (it was still
-    # posted): for the owner the socket never connected.
-    CONNECTED: {"close": (CLOSING, (_SC,)),
-                "abort": (UNCONNECTED, (_SC, Event.DISCONNECTED)),
-                "cancel": (UNCONNECTED, (_SC,))},
-    CLOSING: {"closed": (UNCONNECTED, (_SC, Event.DISCONNECTED)),
-              "abort": (UNCONNECTED, (_SC, Event.DISCONNECTED)),
-              "cancel": (UNCONNECTED, (_SC,))},
-}
 
 # Why reading is paused (bits of _pauses): it resumes only when none holds.
 _AHEAD = 1   # READ_AHEAD_LIMIT / read_buffer_size bytes not taken yet
@@ -110,45 +85,6 @@ _REMOTE_HOST_CLOSED = SocketError.REMOTE_HOST_CLOSED
 _IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EALREADY})
 BUDGET_SPENT = ("The host's max_memory budget is spent: nothing was queued "
                 "(the peers have not taken what was written yet)")
-
-
-def plain_address(host: str) -> str:
-    """IPv4 peers of a dual-stack socket in dotted form, never ::ffff:a.b.c.d."""
-    if host.startswith("::ffff:") and "." in host:
-        return host[7:]
-    return host
-
-
-def dual_stack_socket(bind_address: Optional[str], port: int,
-                      reuse_port: bool = False) -> _socket.socket:
-    """A bound, non-blocking TCP socket: all interfaces (IPv6 and IPv4) unless
-    bind_address (an address or a host name such as "localhost") confines it.
-    reuse_port: SO_REUSEPORT, so that several processes share a listening
-    port and the kernel spreads connections over them (luanet run --workers)."""
-    if bind_address is None:
-        try:
-            sock = _socket.socket(_socket.AF_INET6, _socket.SOCK_STREAM)
-        except OSError:  # no IPv6 on this machine
-            sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
-            address: Tuple[Any, ...] = ("0.0.0.0", port)
-        else:
-            sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 0)
-            address = ("::", port)
-    else:
-        info = _socket.getaddrinfo(bind_address, port, type=_socket.SOCK_STREAM,
-                                   flags=_socket.AI_PASSIVE)
-        family, _, _, _, address = info[0]
-        sock = _socket.socket(family, _socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT, 1)
-        sock.setblocking(False)
-        sock.bind(address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 class _Discard(asyncio.Protocol):

@@ -1,0 +1,50 @@
+"""A socket's states and the one table of their transitions (h11-style).
+
+Every state change of a TcpSocket goes through ``TRANSITIONS``: what happened
+(an operation, the network) -> the new state and the events that report it,
+in Qt's order. Reading this table is reading when each handler runs.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+from .constants import Event, SocketState
+
+UNCONNECTED = SocketState.UNCONNECTED
+HOST_LOOKUP = SocketState.HOST_LOOKUP
+CONNECTING = SocketState.CONNECTING
+CONNECTED = SocketState.CONNECTED
+BOUND = SocketState.BOUND
+CLOSING = SocketState.CLOSING
+
+_SC = Event.STATE_CHANGED
+_CONNECTED_EVENT = Event.CONNECTED
+
+# state -> {what happened: (new state, events reported, in this order)}.
+# STATE_CHANGED carries the new state; ERROR the code given to _change().
+# Qt's order: the state change first, then what it means.
+TRANSITIONS: Dict[SocketState, Dict[str, Tuple[SocketState, Tuple[Event, ...]]]] = {
+    UNCONNECTED: {"connect": (HOST_LOOKUP, (_SC,)),
+                  "bind": (BOUND, (_SC,)),
+                  "accept": (CONNECTED, ())},  # handed out connected: nothing to report
+    BOUND: {"connect": (HOST_LOOKUP, (_SC,)),
+            "unbind": (UNCONNECTED, (_SC,)),
+            "abort": (UNCONNECTED, (_SC,))},
+    HOST_LOOKUP: {"found": (CONNECTING, (_SC, Event.HOST_FOUND)),
+                  "fail": (UNCONNECTED, (_SC, Event.ERROR)),
+                  "abort": (UNCONNECTED, (_SC,))},  # never connected: no DISCONNECTED
+    CONNECTING: {"connected": (CONNECTED, (_SC, Event.CONNECTED)),
+                 "fail": (UNCONNECTED, (_SC, Event.ERROR)),
+                 "abort": (UNCONNECTED, (_SC,))},
+    # abort() of a connection the owner saw connect reports its end as Qt
+    # does (about_to_close, state 0, disconnected); nothing of it comes after.
+    # "cancel": abort() before CONNECTED reached the owner (it was still
+    # posted): for the owner the socket never connected.
+    CONNECTED: {"close": (CLOSING, (_SC,)),
+                "abort": (UNCONNECTED, (_SC, Event.DISCONNECTED)),
+                "cancel": (UNCONNECTED, (_SC,))},
+    CLOSING: {"closed": (UNCONNECTED, (_SC, Event.DISCONNECTED)),
+              "abort": (UNCONNECTED, (_SC, Event.DISCONNECTED)),
+              "cancel": (UNCONNECTED, (_SC,))},
+}
