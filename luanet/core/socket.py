@@ -944,10 +944,14 @@ class TcpSocket(asyncio.Protocol):
         """Close now: unsent data is discarded, unread data dropped, and
         nothing already posted for this connection is reported any more."""
         was = self.state
-        if was is UNCONNECTED and not self.open_mode and self.finished:
-            # nothing left to end (a second abort(), say): what the first one
-            # reported still stands, as in Qt; only unread bytes go
+        if was is UNCONNECTED and self.finished:
+            # The connection, if any, has ended already (a second abort(), a
+            # disconnect() that had nothing to send): what its end reported
+            # stands, as in Qt; only unread bytes go, and the device closes.
             self._clear_read_buffer()
+            if self.open_mode:
+                self.open_mode = 0
+                self._post(Event.ABOUT_TO_CLOSE)
             return
         seen = self._seen
         self._new_connection()

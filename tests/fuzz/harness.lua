@@ -362,8 +362,12 @@ end
 function F.disconnect(name)
   local s = F.sock[name]
   if not s then return end
-  cur(name).closed_by_script = true
+  local l, was = cur(name), s.state
+  l.closed_by_script = true
   call("disconnect", s.disconnect, s)
+  -- nothing left to send: it ended inside the call (as Qt); its
+  -- disconnected_handler is still to come from the loop
+  if was == S.CONNECTED_STATE and s.state == S.UNCONNECTED_STATE then l.ended_in_call = true end
 end
 
 function F.close(name)
@@ -375,6 +379,7 @@ function F.close(name)
   l.closed_by_script = true
   if s.is_open then l.closed_open = true end
   call("close", s.close, s)
+  if was == S.CONNECTED_STATE and s.state == S.UNCONNECTED_STATE then l.ended_in_call = true end
   local n = s.bytes_available
   if n ~= 0 then viol(string.format("close-keeps-bytes: bytes_available %s right after close()", tostring(n))) end
 end
@@ -385,7 +390,8 @@ function F.abort(name)
   local l = cur(name)
   local st = s.state
   if not l.aborted then
-    l.abort_may_disconnect = (st == S.CONNECTED_STATE or st == S.CLOSING_STATE) and l.disc == 0
+    l.abort_may_disconnect = (st == S.CONNECTED_STATE or st == S.CLOSING_STATE or l.ended_in_call)
+      and l.disc == 0
   end
   if s.is_open then l.closed_open = true end
   call("abort", s.abort, s)

@@ -93,6 +93,13 @@ KNOWN_CLASSES = [
     (("final error: qt 1, luanet -1",), WRITE_CLOSED_ERROR),
     (("qt [bytes_written], luanet [bytes_written]",), WRITE_BEFORE_CLOSE_NOTICED),
     (("peer bytes differ",), WRITE_BEFORE_CLOSE_NOTICED),
+    # the bytes went to the kernel inside write(), so a disconnect() right
+    # after had nothing left to send and ended the connection at once: an
+    # abort() after it closes only the device
+    (("qt [state=5 about_to_close state=0 disconnected]", "luanet [state=5 bytes_written"),
+     WRITE_BEFORE_CLOSE_NOTICED),
+    (("qt [state=5 about_to_close state=0 disconnected]",
+      "luanet [state=5 state=0 disconnected about_to_close]"), WRITE_BEFORE_CLOSE_NOTICED),
     (("final state: qt 3, luanet 0",), DISCONNECT_SYNC),
     (("result: qt write=1, luanet write=-1",), DISCONNECT_SYNC),
     (("final avail: qt", "luanet 0"), DISCONNECT_SYNC),
