@@ -100,6 +100,10 @@ KNOWN_CLASSES = [
      WRITE_BEFORE_CLOSE_NOTICED),
     (("qt [state=5 about_to_close state=0 disconnected]",
       "luanet [state=5 state=0 disconnected about_to_close]"), WRITE_BEFORE_CLOSE_NOTICED),
+    # ...and a connect() right after that close() works in luanet, where Qt,
+    # still sending, refuses it with OPERATION_ERROR
+    (("qt [error=19", "luanet [state="), WRITE_BEFORE_CLOSE_NOTICED),
+    (("final state: qt 0, luanet 3",), WRITE_BEFORE_CLOSE_NOTICED),
     (("final state: qt 3, luanet 0",), DISCONNECT_SYNC),
     (("result: qt write=1, luanet write=-1",), DISCONNECT_SYNC),
     (("final avail: qt", "luanet 0"), DISCONNECT_SYNC),
