@@ -946,8 +946,10 @@ class TcpSocket(asyncio.Protocol):
         was = self.state
         if was is UNCONNECTED and self.finished:
             # The connection, if any, has ended already (a second abort(), a
-            # disconnect() that had nothing to send): what its end reported
-            # stands, as in Qt; only unread bytes go, and the device closes.
+            # disconnect() that had nothing to send, a failed lookup): what its
+            # end reported stands, as in Qt, where it ran before abort() was
+            # called; abort() ends nothing, it only drops unread bytes and
+            # closes the device.
             self._clear_read_buffer()
             if self.open_mode:
                 self.open_mode = 0

@@ -44,6 +44,11 @@ WRITE_CLOSED_ERROR = ("bug (minor): write() on a socket whose connection failed 
                       "UNKNOWN_ERROR; Qt's device is closed then, so write() fails before writeData and "
                       "error() keeps the refusal or the remote close")
 
+# Scenarios whose difference shows only when Qt's own timing allows (its
+# stale-error quirk needs its lookup to finish before the write): an XPASS
+# there says nothing about luanet, so their xfail is not strict.
+TIMING_DEPENDENT = frozenset({"write-while-looking-up-after-refused"})
+
 # scenario -> reason its difference is still there
 KNOWN = {
     "write-then-close-while-connecting": SYNC_LOOKUP,
