@@ -10,9 +10,10 @@ SYNC_LOOKUP = ("differs: Qt looks an IP literal (or a cached name) up inside con
                "from the loop, so what close()/abort() right after connect() runs comes first")
 APPEND_WRITES = ("differs: API.md says APPEND_MODE implies writing (Qt's QIODevice rule); Qt 6's "
                  "QTcpSocket opened with Append but without WriteOnly refuses to write")
-ABORT_DROPS_POSTED = ("bug: abort() right after connect()/close(), before the loop runs, drops the "
+ABORT_DROPS_POSTED = ("differs: abort() right after connect()/close(), before the loop runs, drops the "
                       "state_changed(HOST_LOOKUP) (and a busy connect()'s OPERATION_ERROR) already "
-                      "due; Qt has emitted them")
+                      "due, where Qt has emitted them inside those calls: what keeps handlers that "
+                      "reconnect and abort in a cycle from doubling their events (README)")
 ABORT_CONNECT_NO_DISCONNECTED = (
     "differs: abort() of a connected socket then connect() in the same turn: Qt has run "
     "disconnected inside abort(); luanet drops it (API.md: nothing of an ended connection after "
