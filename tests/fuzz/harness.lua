@@ -363,12 +363,8 @@ end
 function F.disconnect(name)
   local s = F.sock[name]
   if not s then return end
-  local l, was = cur(name), s.state
-  l.closed_by_script = true
+  cur(name).closed_by_script = true
   call("disconnect", s.disconnect, s)
-  -- nothing left to send: it ended inside the call (as Qt); its
-  -- disconnected_handler is still to come from the loop
-  if was == S.CONNECTED_STATE and s.state == S.UNCONNECTED_STATE then l.ended_in_call = true end
 end
 
 function F.close(name)
@@ -380,7 +376,6 @@ function F.close(name)
   l.closed_by_script = true
   if s.is_open then l.closed_open = true end
   call("close", s.close, s)
-  if was == S.CONNECTED_STATE and s.state == S.UNCONNECTED_STATE then l.ended_in_call = true end
   local n = s.bytes_available
   if n ~= 0 then viol(string.format("close-keeps-bytes: bytes_available %s right after close()", tostring(n))) end
 end
@@ -391,8 +386,11 @@ function F.abort(name)
   local l = cur(name)
   local st = s.state
   if not l.aborted then
-    l.abort_may_disconnect = (st == S.CONNECTED_STATE or st == S.CLOSING_STATE or l.ended_in_call)
-      and l.disc == 0
+    -- one disconnected may still come: abort()'s own (connected, closing),
+    -- or that of an end before abort() (a close that finished, a remote
+    -- close), which Qt ran before the call
+    l.abort_may_disconnect = (st == S.CONNECTED_STATE or st == S.CLOSING_STATE
+      or st == S.UNCONNECTED_STATE) and l.disc == 0
     -- ended before abort() (a failed connect, a close with nothing to send):
     -- the error reporting that end ran before abort() in Qt, and still runs
     l.ended_before_abort = st == S.UNCONNECTED_STATE
