@@ -408,7 +408,9 @@ class TcpSocket(asyncio.Protocol):
             self._wheld = 0
         if self._close_pending:  # disconnect()/close() while connecting: Qt's order
             self._close_pending = False
-            self.disconnect()
+            # from the loop, after CONNECTED was posted: the handlers of the
+            # connection see it connected, then it closes
+            self._disconnect(at_once=False)
 
     def _addresses(self) -> Tuple[Tuple[str, int], Tuple[str, int]]:
         """(local, remote) (host, port) pairs; ("", 0) for an end not known."""
@@ -911,11 +913,15 @@ class TcpSocket(asyncio.Protocol):
     # ------------------------------------------------------------ closing
     def disconnect(self) -> None:
         """Close gracefully: what was written is sent first (while connecting: once connected)."""
+        self._disconnect(at_once=True)
+
+    def _disconnect(self, at_once: bool) -> None:
         state = self.state
         if state is CONNECTED:
             self._change("close")
             transport = self._transport
-            if transport is not None and not self._closing_remote and not transport.get_write_buffer_size():
+            if (at_once and transport is not None and not self._closing_remote
+                    and not transport.get_write_buffer_size()):
                 # Nothing left to send: the connection ends inside the call,
                 # as in Qt, so connect() right after works.
                 self._drop_transport(None)
