@@ -128,6 +128,19 @@ def client(loop, port, rec=None, mode=3):
     return sock, rec
 
 
+def client_with_unsent_bytes(loop, ls, port, size):
+    """A connected client that reports written bytes, with ``size`` bytes
+    written to a peer that reads nothing yet (a small receive buffer), so
+    most of them are still unsent; returns (sock, rec, peer)."""
+    sock, rec = client(loop, port)
+    sock.notify_bytes_written = True
+    conn = accept(loop, ls)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    assert sock.write(b"z" * size) == size
+    settle(loop)
+    return sock, rec, conn
+
+
 def recv_all(loop, conn):
     """Everything the peer gets until EOF, running the loop meanwhile."""
     chunks = []
@@ -363,20 +376,14 @@ def test_abort_in_host_found_then_bind_and_connect_uses_the_new_descriptor(loop)
 def test_abort_with_data_pending_reports_no_unsent_bytes(loop):
     ls, port = py_server()
     try:
-        sock, rec = client(loop, port)
-        sock.notify_bytes_written = True
-        conn = accept(loop, ls)
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        payload = b"\xab" * (8 << 20)
-        assert sock.write(payload) == len(payload)
-        settle(loop)
+        sock, rec, conn = client_with_unsent_bytes(loop, ls, port, 8 << 20)
         reported_before = sum(a for n, a, _ in rec.events if n == "BYTES_WRITTEN")
         rec.clear()
         sock.abort()
         settle(loop, 0.1)
         assert [n for n, _, _ in rec.events if n == "BYTES_WRITTEN"] == []
         # only what the kernel had taken was ever reported
-        assert 0 < reported_before < len(payload)
+        assert 0 < reported_before < 8 << 20
         assert sock.bytes_to_write == 0
         conn.close()
     finally:
@@ -501,13 +508,7 @@ def test_close_twice_reports_about_to_close_once(loop):
 def test_peer_reset_during_graceful_close_is_reported_while_closing(loop):
     ls, port = py_server()
     try:
-        sock, rec = client(loop, port)
-        sock.notify_bytes_written = True
-        conn = accept(loop, ls)
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        payload = b"z" * (6 << 20)
-        assert sock.write(payload) == len(payload)
-        settle(loop)
+        sock, rec, conn = client_with_unsent_bytes(loop, ls, port, 6 << 20)
         sock.disconnect()
         assert sock.state == CLOSING
         settle(loop)
@@ -522,7 +523,7 @@ def test_peer_reset_during_graceful_close_is_reported_while_closing(loop):
         tail = names[names.index("ERROR 1"):]
         assert tail == ["ERROR 1", "ABOUT_TO_CLOSE", "STATE_CHANGED UNCONNECTED", "DISCONNECTED"], names
         written = sum(a for n, a, _ in rec.events if n == "BYTES_WRITTEN")
-        assert written < len(payload)  # the discarded bytes are not counted
+        assert written < 6 << 20  # the discarded bytes are not counted
     finally:
         ls.close()
 
