@@ -11,6 +11,7 @@ import inspect
 import re
 import socket
 import struct
+import time
 
 import pytest
 
@@ -128,6 +129,16 @@ def client(loop, port, rec=None, mode=3):
     return sock, rec
 
 
+def reporting_client(loop, ls, port):
+    """A connected client that reports written bytes, its events so far
+    forgotten, and its peer: (sock, rec, peer)."""
+    sock, rec = client(loop, port)
+    sock.notify_bytes_written = True
+    conn = accept(loop, ls)
+    rec.clear()
+    return sock, rec, conn
+
+
 def client_with_unsent_bytes(loop, ls, port, size):
     """A connected client that reports written bytes, with ``size`` bytes
     written to a peer that reads nothing yet (a small receive buffer), so
@@ -168,6 +179,16 @@ def refused_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))  # bound, not listening: connects are refused
     return s, s.getsockname()[1]
+
+
+def refused_attempt(loop, mode=3):
+    """A core TcpSocket connecting to a port that refuses; (holder, sock, rec):
+    close holder when done."""
+    holder, port = refused_port()
+    rec = Recorder()
+    sock = TcpSocket(EventQueue(loop), rec)
+    assert sock.connect("127.0.0.1", port, mode)
+    return holder, sock, rec
 
 
 # ---------------------------------------------------------------- the table
@@ -393,15 +414,42 @@ def test_abort_with_data_pending_reports_no_unsent_bytes(loop):
 # ---------------------------------------------------------------- Qt's order
 
 def test_failed_connect_changes_state_before_the_error(loop):
-    holder, port = refused_port()
+    holder, sock, rec = refused_attempt(loop)
     try:
-        rec = Recorder()
-        sock = TcpSocket(EventQueue(loop), rec)
-        assert sock.connect("127.0.0.1", port)
         run_until(loop, lambda: "ERROR" in [e[0] for e in rec.events], "the refusal")
         assert rec.names() == ["STATE_CHANGED HOST_LOOKUP", "STATE_CHANGED CONNECTING", "HOST_FOUND",
                                "STATE_CHANGED UNCONNECTED", "ERROR %d" % SocketError.CONNECTION_REFUSED]
-        assert sock.open_mode == 0 and sock.finished
+        # as Qt, the device stays open: a write fails as "not connected"...
+        assert sock.open_mode == 3 and sock.finished
+        assert sock.write(b"x") == -1 and sock.error == SocketError.UNKNOWN
+        # ...and closing it runs about_to_close
+        sock.close()
+        run_until(loop, lambda: "ABOUT_TO_CLOSE" in [e[0] for e in rec.events], "about_to_close")
+        assert sock.open_mode == 0
+    finally:
+        holder.close()
+
+
+def test_write_on_a_device_not_open_for_writing_keeps_the_error(loop):
+    """Qt's QIODevice::write refuses before writeData: error() stays the refusal."""
+    holder, sock, rec = refused_attempt(loop, 1)  # READ_ONLY
+    try:
+        run_until(loop, lambda: "ERROR" in [e[0] for e in rec.events], "the refusal")
+        assert sock.write(b"x") == -1
+        assert sock.error == SocketError.CONNECTION_REFUSED and "not open for writing" in sock.error_string
+    finally:
+        holder.close()
+
+
+def test_refused_with_writes_waiting_closes_the_device(loop):
+    """As Qt: the writes' flush fails with the attempt, and the device closes."""
+    holder, sock, rec = refused_attempt(loop)
+    try:
+        assert sock.write(b"lost with the attempt") == 21
+        run_until(loop, lambda: "ABOUT_TO_CLOSE" in [e[0] for e in rec.events], "about_to_close")
+        assert rec.names()[-3:] == ["STATE_CHANGED UNCONNECTED", "ERROR %d" % SocketError.CONNECTION_REFUSED,
+                                    "ABOUT_TO_CLOSE"]
+        assert sock.open_mode == 0
     finally:
         holder.close()
 
@@ -528,6 +576,27 @@ def test_peer_reset_during_graceful_close_is_reported_while_closing(loop):
         ls.close()
 
 
+def test_bytes_before_a_reset_survive_a_write_that_meets_it_first(loop):
+    """The write fails on the reset connection before asyncio read what came
+    ahead of the reset: those bytes are still the script's (ready_read, then
+    the error, as Qt), and the failed write is never counted as written."""
+    ls, port = py_server()
+    try:
+        sock, rec, conn = reporting_client(loop, ls, port)
+        conn.sendall(b"last words")
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # reset
+        time.sleep(0.05)  # the kernel has both; the loop has seen neither
+        assert sock.write(b"w" * 1000) == 1000
+        run_until(loop, lambda: "DISCONNECTED" in rec.names(), "the end")
+        names = rec.names()
+        assert names.index("READY_READ") < names.index("ERROR %d" % SocketError.REMOTE_HOST_CLOSED), names
+        assert not [n for n in names if n.startswith("BYTES_WRITTEN")], names
+        assert sock.read() == b"last words"
+    finally:
+        ls.close()
+
+
 def test_remote_close_order(loop):
     ls, port = py_server()
     try:
@@ -550,6 +619,41 @@ def test_remote_close_order(loop):
         assert replies == [6]
         assert recv_all(loop, conn) == b"answer"
         conn.close()
+    finally:
+        ls.close()
+
+
+def test_disconnect_in_the_turn_of_a_write_closes_from_the_loop(loop):
+    """Qt sends what write() buffered from its loop, so a disconnect() in the
+    same turn leaves the socket CLOSING (a connect() right after is refused)
+    and reports what was written before the end; a disconnect() in a later
+    turn, with nothing left to send, ends the connection inside the call."""
+    ls, port = py_server()
+    try:
+        sock, rec, conn = reporting_client(loop, ls, port)
+        events = sock._events
+        events.post(lambda: None)  # a batch of its own: one loop turn
+        turns(loop)
+        turn = events.turn
+        assert sock.write(b"0123456789") == 10
+        sock.disconnect()
+        assert events.turn == turn and sock.state == CLOSING
+        assert sock.connect("127.0.0.1", port) is False and sock.error == SocketError.OPERATION
+        run_until(loop, lambda: "DISCONNECTED" in rec.names(), "the end")
+        assert rec.names()[-4:] == ["ERROR %d" % SocketError.OPERATION, "BYTES_WRITTEN 10",
+                                    "STATE_CHANGED UNCONNECTED", "DISCONNECTED"], rec.names()
+        assert recv_all(loop, conn) == b"0123456789"
+        conn.close()
+
+        sock2, rec2 = client(loop, port)
+        conn2 = accept(loop, ls)
+        assert sock2.write(b"abc") == 3
+        sock2._events.post(lambda: None)
+        turns(loop)  # the write's turn is over
+        sock2.disconnect()
+        assert sock2.state == U
+        assert recv_all(loop, conn2) == b"abc"
+        conn2.close()
     finally:
         ls.close()
 

@@ -27,7 +27,7 @@ class EventQueue:
         loop: the asyncio loop the batches run on.
     """
 
-    __slots__ = ("_loop", "_pending", "_scheduled", "after_batch", "_progress")
+    __slots__ = ("_loop", "_pending", "_scheduled", "after_batch", "_progress", "turn")
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self._loop = loop
@@ -36,6 +36,9 @@ class EventQueue:
         # Called once at the end of every batch (the bridge flushes to Lua there).
         self.after_batch: Optional[Callable[[], None]] = None
         self._progress: Optional[asyncio.Future[None]] = None
+        # Counts batches: what happened within one batch happened "in the
+        # same loop turn" (sockets use it for Qt's write-then-disconnect).
+        self.turn = 0
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -51,6 +54,7 @@ class EventQueue:
 
     def _run_batch(self) -> None:
         self._scheduled = False
+        self.turn += 1
         batch, self._pending = self._pending, []
         for fn, args in batch:
             try:

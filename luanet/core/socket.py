@@ -138,7 +138,7 @@ class TcpSocket(asyncio.Protocol):
         "_attached", "_early_end", "_closing_remote", "_written_total",
         "_written_reported", "_written_sent", "_written_posted", "notify_bytes_written",
         "_gen", "_sgen", "_seen", "_lookup", "_addrs", "_csock", "_attempt", "_making", "_last_exc",
-        "_close_pending", "_bound", "_pre_connect", "_connecting", "_local",
+        "_close_pending", "_bound", "_wturn", "_pre_connect", "_connecting", "_local",
         "_remote", "server",
     )
 
@@ -177,6 +177,7 @@ class TcpSocket(asyncio.Protocol):
         self._written_sent = 0      # of those, known to have left the transport
         self._written_posted = False
         self.notify_bytes_written = False
+        self._wturn = -1  # the event batch of the last write (EventQueue.turn)
         self._gen = 0  # the connection; steps posted under another value are stale
         self._sgen = 0  # abort()s: STATE_CHANGED posted before is stale
         self._seen = False  # the owner got CONNECTED (or took an accepted connection)
@@ -486,6 +487,8 @@ class TcpSocket(asyncio.Protocol):
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         """asyncio: the transport is gone; ``exc`` says why (None: a clean close)."""
+        if exc is not None and self._transport is not None and self.state is CONNECTED:
+            self._read_rest()
         self._drop_transport(exc)
         gen = self._gen
         if self.state is CLOSING and not self._closing_remote:
@@ -499,6 +502,26 @@ class TcpSocket(asyncio.Protocol):
             self._early_end = exc or True
         else:
             self._events.post(self._remote_closed, gen, exc)
+
+    def _read_rest(self) -> None:
+        """A send failed (the peer reset) before asyncio read what arrived
+        ahead of the reset: it is still in the kernel, and it is the
+        script's, as in Qt, where readyRead comes before the error."""
+        sock = self._transport.get_extra_info("socket")  # type: ignore[union-attr]
+        try:
+            rest = _socket.socket(fileno=os.dup(sock.fileno()))
+        except (OSError, ValueError, AttributeError):
+            return
+        with rest:
+            rest.setblocking(False)
+            while self._transport is not None:
+                try:
+                    data = rest.recv(READ_AHEAD_LIMIT)
+                except OSError:
+                    return
+                if not data:
+                    return
+                self.data_received(data)
 
     def _drop_transport(self, exc: Optional[BaseException]) -> None:
         """What the end of the transport means here, however it ended."""
@@ -781,11 +804,17 @@ class TcpSocket(asyncio.Protocol):
     def _connect_failed(self, code: SocketError, text: str) -> None:
         self._stop_connecting()
         self._close_bound()
+        had_writes = bool(self._pre_connect)
         self._drop_pre_connect()
         self._close_pending = False
         self._set_error(code, text)
-        self.open_mode = 0
         self._change("fail", int(code))
+        # The device stays open, as in Qt (close()/abort() after a failed
+        # attempt still run about_to_close), unless writes were waiting: Qt
+        # closes it then, as their flush fails.
+        if had_writes and self.open_mode:
+            self.open_mode = 0
+            self._post(Event.ABOUT_TO_CLOSE)
 
     def _stop_connecting(self) -> None:
         """End the attempt under way, if any; its descriptors are closed after
@@ -842,6 +871,9 @@ class TcpSocket(asyncio.Protocol):
                     return self._write_budgeted(data)
                 # _send, written out: this is every echo's write
                 transport.write(data)
+                self._wturn = self._events.turn
+                if transport.is_closing():
+                    return n  # the send failed (a reset): nothing of it went out
                 self._written_total += n
                 if self.notify_bytes_written and not self._written_posted:
                     self._written_posted = True
@@ -870,15 +902,16 @@ class TcpSocket(asyncio.Protocol):
     def _write_unless_connected(self, data: bytes) -> int:
         """write() for a socket that is not connected and writable: queued
         while connecting (as Qt does), else -1 with the error set."""
+        if not self.open_mode & MODE_WRITE:
+            # as Qt's QIODevice::write: a device not open for writing refuses
+            # before writeData, and error() is left as it was
+            self.error_string = ("The socket is not open for writing" if self.open_mode
+                                 else "The socket is not open")
+            return -1
         state = self.state
-        connected = state is CONNECTED and self._transport is not None
-        if not connected and state is not HOST_LOOKUP and state is not CONNECTING:
+        if state is not HOST_LOOKUP and state is not CONNECTING:
             # as Qt's writeData: UnknownSocketError, "Socket is not connected"
             self._set_error(SocketError.UNKNOWN, "The socket is not connected")
-            return -1
-        if not self.open_mode & MODE_WRITE:
-            # as Qt's QIODevice::write: refused, error() left as it was
-            self.error_string = "The socket is not open for writing"
             return -1
         if data:
             if self._budget is not None:
@@ -889,7 +922,11 @@ class TcpSocket(asyncio.Protocol):
         return len(data)
 
     def _send(self, data: bytes) -> None:
-        self._transport.write(data)  # type: ignore[union-attr]
+        transport = self._transport
+        transport.write(data)  # type: ignore[union-attr]
+        self._wturn = self._events.turn
+        if transport.is_closing():  # type: ignore[union-attr]
+            return  # the send failed (a reset): nothing of it went out
         self._written_total += len(data)
         if self.notify_bytes_written and not self._written_posted:
             self._written_posted = True
@@ -921,9 +958,12 @@ class TcpSocket(asyncio.Protocol):
             self._change("close")
             transport = self._transport
             if (at_once and transport is not None and not self._closing_remote
-                    and not transport.get_write_buffer_size()):
+                    and not transport.get_write_buffer_size() and self._wturn != self._events.turn):
                 # Nothing left to send: the connection ends inside the call,
-                # as in Qt, so connect() right after works.
+                # as in Qt, so connect() right after works. Bytes written in
+                # this same batch count as unsent, as in Qt, which sends them
+                # from its loop: CLOSING until then, and a connect() right
+                # after is refused with OPERATION_ERROR.
                 self._drop_transport(None)
                 transport.set_protocol(_DISCARD)
                 transport.close()
