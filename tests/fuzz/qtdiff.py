@@ -559,6 +559,10 @@ SCENARIOS: Dict[str, List[list]] = {
                                              ["connect", "LH", None], ["write", 1], ["run", 0.1]],
     "connect-right-after-close": [["connect", "L", None], ["run", 0.05], ["close"], ["connect", "L", None],
                                   ["run", 0.1]],
+    "connect-right-after-write-and-disconnect": [["connect", "L", None], ["run", 0.05], ["write", 10],
+                                                 ["disconnect"], ["connect", "L", None], ["run", 0.1]],
+    "write-disconnect-abort": [["connect", "L", None], ["run", 0.05], ["write", 10], ["disconnect"],
+                               ["abort"], ["run", 0.1]],
 }
 for _mode in range(1, 16):
     SCENARIOS["connect-open-mode-%d" % _mode] = [["connect", "L", _mode], ["run", 0.05], ["write", 3],
@@ -710,7 +714,7 @@ def campaign(seconds: float = 0, sequences: int = 0, steps: int = 12, seed: int 
                 if cls in stats["classes"]:
                     stats["classes"][cls]["count"] += 1
                     continue
-                if known is not None and known(cls):
+                if known is not None and known(cls, res):
                     stats["classes"][cls] = {"seed": seed + k - 1, "ops": ops, "diffs": res.get("diffs"),
                                              "count": 1, "known": True}
                     continue
