@@ -290,6 +290,7 @@ class LuaHost:
         """Run the loop until ``predicate()`` is true (-> True) or ``timeout``
         seconds pass (-> False)."""
         self._check_drivable()
+        self._events.new_turn()
         return self.loop.run_until_complete(self._wait_until(predicate, timeout))
 
     def _run_until_from_lua(self, predicate: Callable[[], Any], timeout: float) -> bool:
@@ -323,6 +324,7 @@ class LuaHost:
     def run_for(self, seconds: float) -> None:
         """Run the loop for ``seconds``."""
         self._check_drivable()
+        self._events.new_turn()
         self.loop.run_until_complete(asyncio.sleep(seconds))
 
     def interrupt(self) -> None:

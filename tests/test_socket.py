@@ -484,6 +484,28 @@ def test_write_after_disconnect_returns_minus_one(host):
 # --------------------------------------------------------------------------
 # closing
 
+def test_disconnect_ends_at_once_only_in_a_later_turn_than_the_write(host):
+    """Top-level script code: a write, then disconnect() in the same turn
+    closes from the loop (CLOSING first, as Qt's buffered write); with the
+    loop run in between (luanet.run_for), it ends inside the call."""
+    client, _ = parked(host)
+    try:
+        host.execute("sock:write_string('first'); sock:disconnect(); same_turn = sock.state")
+        assert lua_int(host, "same_turn") == CLOSING
+        assert wait_for(host, in_thread(recv_until_eof, client)) == b"first"
+    finally:
+        client.close()
+    host.execute("sock = nil")
+    client, _ = parked(host)
+    try:
+        host.execute("sock:write_string('second'); luanet.run_for(0.02); sock:disconnect(); "
+                     "later_turn = sock.state")
+        assert lua_int(host, "later_turn") == UNCONNECTED
+        assert wait_for(host, in_thread(recv_until_eof, client)) == b"second"
+    finally:
+        client.close()
+
+
 def test_disconnect_flushes_8_mib_before_closing(host):
     payload = os.urandom(8 << 20)
     host.globals["payload"] = payload

@@ -36,14 +36,20 @@ class EventQueue:
         # Called once at the end of every batch (the bridge flushes to Lua there).
         self.after_batch: Optional[Callable[[], None]] = None
         self._progress: Optional[asyncio.Future[None]] = None
-        # Counts batches: what happened within one batch happened "in the
-        # same loop turn" (sockets use it for Qt's write-then-disconnect).
+        # Counts loop turns as the script sees them: each batch, and each
+        # time the owner lets the loop run (new_turn). Calls made within one
+        # count happened "in the same turn": sockets use it for Qt's
+        # write-then-disconnect.
         self.turn = 0
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         """The event loop this queue runs on."""
         return self._loop
+
+    def new_turn(self) -> None:
+        """The owner lets the loop run: what scripts did before is an earlier turn."""
+        self.turn += 1
 
     def post(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` in the next batch (never inside this call)."""
