@@ -12,9 +12,13 @@ fails because something was fast or slow.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
+import resource
 import selectors
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -296,3 +300,48 @@ def listening_entries(port):
             if st == "0A" and int(port_hex, 16) == int(port):
                 found.append((name.rsplit("/", 1)[1], addr))
     return found
+
+
+# --------------------------------------------------------------------------
+# child processes that run out of file descriptors
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_child_script(tmp_path, source, *args) -> dict:
+    """Run a Python script in a child process (its resource limits cannot
+    hurt this one) and return the JSON object it prints last. The child
+    imports luanet and this module (for exhaust_descriptors)."""
+    script = tmp_path / "child.py"
+    script.write_text(source)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(TESTS_DIR), TESTS_DIR])
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                          timeout=90, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def exhaust_descriptors(room, headroom):
+    """In a child process: lower RLIMIT_NOFILE to `headroom` above what is
+    open now and fill it with /dev/null, then close `room` of those again,
+    so exactly `room` client sockets fit and a server's accept() then fails.
+    Returns a function that closes the fillers and restores the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    opened = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (opened + headroom, hard))
+    fillers = []
+    try:
+        while True:
+            fillers.append(os.open("/dev/null", os.O_RDONLY))
+    except OSError:
+        pass
+    for _ in range(room):
+        os.close(fillers.pop())
+
+    def release():
+        while fillers:
+            os.close(fillers.pop())
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    return release

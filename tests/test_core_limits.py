@@ -6,11 +6,8 @@ process with a lowered RLIMIT_NOFILE."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-import subprocess
-import sys
 
 import pytest
 
@@ -18,7 +15,7 @@ from luanet.core import EventQueue, SocketError, TcpServer
 from luanet.core.budget import MemoryBudget
 from luanet.core.socket import READ_AHEAD_LIMIT
 
-from conftest import SAFETY
+from conftest import SAFETY, run_child_script
 from test_core_lifetime import LOOPS, Recorder, checked_loop, run_until, settle, turns
 
 MiB = 1 << 20
@@ -246,8 +243,9 @@ def test_write_while_connecting_is_charged_and_a_failed_attempt_releases_it(loop
 # ---------------------------------------------------------------- accepting
 
 EXHAUST = r"""
-import asyncio, json, logging, os, resource, socket, sys
+import asyncio, json, logging, socket, sys
 from luanet.core import Event, EventQueue, TcpServer
+from conftest import exhaust_descriptors
 
 HANDLED = sys.argv[1] == "handled"
 M = 6
@@ -289,24 +287,12 @@ def run_until(pred, timeout):
         return False
 
 
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-opened = len(os.listdir("/proc/self/fd"))
-resource.setrlimit(resource.RLIMIT_NOFILE, (opened + 30, hard))
-fillers = []
-try:
-    while True:
-        fillers.append(os.open("/dev/null", os.O_RDONLY))
-except OSError:
-    pass
-for _ in range(M):
-    os.close(fillers.pop())
+release_descriptors = exhaust_descriptors(room=M, headroom=30)
 clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(M)]
 out["failed_once"] = run_until(lambda: server.error is not None, 10)
 loop.run_until_complete(asyncio.sleep(0.5))  # several retries while still exhausted
 out["accepted_exhausted"] = len(accepted)
-for fd in fillers:
-    os.close(fd)
-resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+release_descriptors()
 if HANDLED:
     loop.run_until_complete(asyncio.sleep(0.5))
     out["accepted_before_resume"] = len(accepted)
@@ -324,14 +310,7 @@ print(json.dumps(out))
 
 
 def run_exhaust(tmp_path, mode):
-    script = tmp_path / "exhaust.py"
-    script.write_text(EXHAUST)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run([sys.executable, str(script), mode], capture_output=True, text=True,
-                          timeout=90, env=env)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child_script(tmp_path, EXHAUST, mode)
 
 
 def test_accept_errors_without_a_handler_are_logged_once_and_retried(tmp_path):

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
 import socket
-import subprocess
-import sys
 
 import pytest
 
@@ -22,6 +18,7 @@ from conftest import (
     recv_exact,
     recv_until_eof,
     refused,
+    run_child_script,
     run_until,
     wait_for,
 )
@@ -441,43 +438,65 @@ def test_on_error_default_logs_on_luanet_logger(caplog):
 # --------------------------------------------------------------------------
 # accept_error_handler: out of file descriptors, in a subprocess
 
-EXHAUST_SCRIPT = r"""
-import json, os, resource, select, socket, sys
+# What both child scripts below share (prepended to each): an echo server
+# that counts arrivals, clients whose messages it echoes, and the report.
+ECHO_SERVER_CHILD = r"""
+import json, logging, select, socket, sys
 from luanet import LuaHost
+from conftest import exhaust_descriptors
 
+
+def start_echo_server(out, server_extra=""):
+    # handler errors go to out["lua_errors"]; server_extra is more Lua run
+    # on the server before it listens
+    host = LuaHost(bind_address="127.0.0.1", on_error=lambda m: out.setdefault("lua_errors", []).append(m))
+    host.execute('''
+        arrived = 0
+        server = net.TcpServer.new()
+        server.new_connection_handler = function(srv)
+            local sock = srv:next_pending_connection()
+            arrived = arrived + 1
+            sock.ready_read_handler = function(s) s:write_string(s:read_all_string()) end
+        end
+    ''' + server_extra + '''
+        assert(server:listen(0))
+    ''')
+    port = int(host.eval("server.port"))
+    host.run_for(0.05)
+    return host, port
+
+
+def echoes_arrive(host, clients):
+    # each client sends "client <i>"; true once every client has bytes back
+    for i, s in enumerate(clients):
+        s.sendall(b"client %d" % i)
+
+    def all_readable():
+        r, _, _ = select.select(clients, [], [], 0)
+        return len(r) == len(clients)
+
+    return host.run_until(all_readable, 10.0)
+
+
+def report(out, host, clients):
+    for s in clients:
+        s.close()
+    host.close()
+    print(json.dumps(out))
+"""
+
+EXHAUST_SCRIPT = ECHO_SERVER_CHILD + r"""
 M = 8
 out = {}
-host = LuaHost(bind_address="127.0.0.1", on_error=lambda m: out.setdefault("lua_errors", []).append(m))
-host.execute('''
+host, port = start_echo_server(out, server_extra='''
     accept_errors = {}
-    arrived = 0
-    server = net.TcpServer.new()
     server.accept_error_handler = function(srv, err)
         accept_errors[#accept_errors + 1] = err
     end
-    server.new_connection_handler = function(srv)
-        local sock = srv:next_pending_connection()
-        arrived = arrived + 1
-        sock.ready_read_handler = function(s) s:write_string(s:read_all_string()) end
-    end
-    assert(server:listen(0))
 ''')
-port = int(host.eval("server.port"))
-host.run_for(0.05)
 
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-opened = len(os.listdir("/proc/self/fd"))
-resource.setrlimit(resource.RLIMIT_NOFILE, (opened + 40, hard))
-
-fillers = []
-try:
-    while True:
-        fillers.append(os.open("/dev/null", os.O_RDONLY))
-except OSError:
-    pass
 # room for exactly M client sockets, none for the server's accept()
-for _ in range(M):
-    os.close(fillers.pop())
+release_descriptors = exhaust_descriptors(room=M, headroom=40)
 clients = []
 for i in range(M):
     s = socket.socket()
@@ -490,10 +509,7 @@ errors = host.eval("table.concat(accept_errors, ',')").decode()
 out["accept_errors"] = [int(x) for x in errors.split(",") if x]
 out["arrived_when_exhausted"] = int(host.eval("arrived"))
 
-for fd in fillers:
-    os.close(fd)
-fillers = []
-resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+release_descriptors()
 host.run_for(0.5)
 out["arrived_while_paused"] = int(host.eval("arrived"))
 out["listening_while_paused"] = host.eval("server.listening")
@@ -502,14 +518,7 @@ out["accept_errors_after_free"] = int(host.eval("#accept_errors"))
 host.execute("server:resume_accepting()")
 out["resumed"] = host.run_until(lambda: int(host.eval("arrived")) == M, 10.0)
 out["arrived_after_resume"] = int(host.eval("arrived"))
-for i, s in enumerate(clients):
-    s.sendall(b"client %d" % i)
-
-def all_readable():
-    r, _, _ = select.select(clients, [], [], 0)
-    return len(r) == len(clients)
-
-out["replied"] = host.run_until(all_readable, 10.0)
+out["replied"] = echoes_arrive(host, clients)
 replies = []
 for s in clients:
     s.setblocking(False)
@@ -518,22 +527,12 @@ for s in clients:
     except BlockingIOError:
         replies.append(None)
 out["replies"] = replies
-for s in clients:
-    s.close()
-host.close()
-print(json.dumps(out))
+report(out, host, clients)
 """
 
 
 def test_descriptor_exhaustion_pauses_server_until_resume(tmp_path):
-    script = tmp_path / "exhaust.py"
-    script.write_text(EXHAUST_SCRIPT)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=90, env=env)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_child_script(tmp_path, EXHAUST_SCRIPT)
     m = 8
     assert out["waited"] is True, out
     # one accept error, SOCKET_RESOURCE_ERROR (4), then the server pauses
@@ -549,10 +548,7 @@ def test_descriptor_exhaustion_pauses_server_until_resume(tmp_path):
     assert "lua_errors" not in out, out
 
 
-NO_HANDLER_SCRIPT = r"""
-import json, logging, os, resource, select, socket, sys
-from luanet import LuaHost
-
+NO_HANDLER_SCRIPT = ECHO_SERVER_CHILD + r"""
 M = 6
 out = {"warnings": []}
 
@@ -565,68 +561,26 @@ class Grab(logging.Handler):
 
 logging.getLogger("luanet").addHandler(Grab())
 logging.getLogger("luanet").propagate = False
-host = LuaHost(bind_address="127.0.0.1", on_error=lambda m: out.setdefault("lua_errors", []).append(m))
-host.execute('''
-    arrived = 0
-    server = net.TcpServer.new()   -- no accept_error_handler
-    server.new_connection_handler = function(srv)
-        local sock = srv:next_pending_connection()
-        arrived = arrived + 1
-        sock.ready_read_handler = function(s) s:write_string(s:read_all_string()) end
-    end
-    assert(server:listen(0))
-''')
-port = int(host.eval("server.port"))
-host.run_for(0.05)
+host, port = start_echo_server(out)  # no accept_error_handler
 
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-opened = len(os.listdir("/proc/self/fd"))
-resource.setrlimit(resource.RLIMIT_NOFILE, (opened + 40, hard))
-fillers = []
-try:
-    while True:
-        fillers.append(os.open("/dev/null", os.O_RDONLY))
-except OSError:
-    pass
-for _ in range(M):
-    os.close(fillers.pop())
+release_descriptors = exhaust_descriptors(room=M, headroom=40)
 clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(M)]
 out["failed"] = host.run_until(lambda: host.eval("server.error") is not None, 10.0)
 host.run_for(0.5)  # retries while still exhausted: no new log line
 out["arrived_when_exhausted"] = int(host.eval("arrived"))
-for fd in fillers:
-    os.close(fd)
-resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+release_descriptors()
 out["all_arrived"] = host.run_until(lambda: int(host.eval("arrived")) == M, 20.0)  # no resume
-for i, s in enumerate(clients):
-    s.sendall(b"client %d" % i)
-
-def all_readable():
-    r, _, _ = select.select(clients, [], [], 0)
-    return len(r) == len(clients)
-
-
-out["replied"] = host.run_until(all_readable, 10.0)
+out["replied"] = echoes_arrive(host, clients)
 out["replies"] = [s.recv(100).decode() for s in clients]
 out["port"] = port
-for s in clients:
-    s.close()
-host.close()
-print(json.dumps(out))
+report(out, host, clients)
 """
 
 
 def test_descriptor_exhaustion_without_handler_is_logged_once_and_retried(tmp_path):
     # API.md section 6: no accept_error_handler -> one warning naming the
     # port, then retries with back-off; never paused for good
-    script = tmp_path / "exhaust_no_handler.py"
-    script.write_text(NO_HANDLER_SCRIPT)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=90, env=env)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_child_script(tmp_path, NO_HANDLER_SCRIPT)
     assert out["failed"] is True, out
     assert out["arrived_when_exhausted"] == 0, out
     accept_warnings = [w for w in out["warnings"] if str(out["port"]) in w]
