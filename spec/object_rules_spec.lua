@@ -4,11 +4,7 @@
 
 local TcpSocket = net.TcpSocket
 local helpers = require "spec.helpers"
-local SAFETY = 5 -- seconds; only a safety net, every wait normally ends in milliseconds
-
-local function wait(predicate)
-  return luanet.run_until(predicate, SAFETY)
-end
+local SAFETY, wait = helpers.SAFETY, helpers.wait
 
 -- Lua patterns need % before these characters to match them literally.
 local function literal(s)
@@ -28,23 +24,11 @@ local SOCKET_HANDLERS = {
 }
 
 describe("object rules", function()
+  local made = helpers.closed_after_each()
   local server, client, peer
 
   before_each(function()
-    server = net.TcpServer.new()
-    assert.is_true(server:listen(0))
-    client = net.TcpSocket.new()
-    client:connect("127.0.0.1", server.port)
-    assert.is_true(wait(function()
-      return client.state == TcpSocket.CONNECTED_STATE and server.has_pending_connections
-    end))
-    peer = server:next_pending_connection()
-  end)
-
-  after_each(function()
-    client:abort()
-    peer:abort()
-    server:close()
+    client, peer, server = made.pair()
   end)
 
   describe("the net module", function()

@@ -2,12 +2,9 @@
 -- tables, writes, and their _async twins. Data is byte-exact both ways.
 
 local TcpSocket = net.TcpSocket
-local SAFETY = 5 -- seconds; only a safety net, every wait normally ends in milliseconds
+local helpers = require "spec.helpers"
+local wait = helpers.wait
 local unpack = table.unpack or unpack
-
-local function wait(predicate)
-  return luanet.run_until(predicate, SAFETY)
-end
 
 -- "\0\1...\255"
 local ALL_BYTES
@@ -24,23 +21,11 @@ local function byte_table(s)
 end
 
 describe("net.TcpSocket streams", function()
-  local server, client, peer
+  local made = helpers.closed_after_each()
+  local client, peer
 
   before_each(function()
-    server = net.TcpServer.new()
-    assert.is_true(server:listen(0))
-    client = net.TcpSocket.new()
-    client:connect("127.0.0.1", server.port)
-    assert.is_true(wait(function()
-      return client.state == TcpSocket.CONNECTED_STATE and server.has_pending_connections
-    end))
-    peer = server:next_pending_connection()
-  end)
-
-  after_each(function()
-    client:abort()
-    peer:abort()
-    server:close()
+    client, peer = made.pair()
   end)
 
   -- The peer sends `data`; it waits, unread, in the client's buffer.

@@ -2,65 +2,17 @@
 -- Every spec acts as both server and client; luanet.run_until drives the loop.
 
 local TcpSocket = net.TcpSocket
-local SAFETY = 5 -- seconds; only a safety net, every wait normally ends in milliseconds
-
-local function wait(predicate)
-  return luanet.run_until(predicate, SAFETY)
-end
-
-local function collect()
-  collectgarbage()
-  collectgarbage()
-  luanet.run_for(0.05) -- let the loop act on what was collected
-  collectgarbage()
-end
+local helpers = require "spec.helpers"
+local wait, collect, connected, free_port = helpers.wait, helpers.collect, helpers.connected, helpers.free_port
 
 describe("net.TcpServer", function()
-  local servers, sockets
-
-  before_each(function()
-    servers, sockets = {}, {}
-  end)
-
-  after_each(function()
-    for _, socket in ipairs(sockets) do socket:abort() end
-    for _, server in ipairs(servers) do server:close() end
-  end)
-
-  local function new_server()
-    local server = net.TcpServer.new()
-    servers[#servers + 1] = server
-    return server
-  end
-
-  local function listening_server()
-    local server = new_server()
-    assert.is_true(server:listen(0))
-    return server
-  end
-
-  local function keep(socket)
-    sockets[#sockets + 1] = socket
-    return socket
-  end
+  local made = helpers.closed_after_each()
+  local keep, new_server, listening_server = made.keep, made.new_server, made.listening_server
 
   local function connect(port)
     local client = keep(net.TcpSocket.new())
     client:connect("127.0.0.1", port)
     return client
-  end
-
-  local function connected(client)
-    return client.state == TcpSocket.CONNECTED_STATE
-  end
-
-  -- A port nobody listens on (just released).
-  local function free_port()
-    local probe = net.TcpServer.new()
-    assert.is_true(probe:listen(0))
-    local port = probe.port
-    probe:close()
-    return port
   end
 
   describe("new()", function()

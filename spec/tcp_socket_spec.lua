@@ -2,64 +2,12 @@
 -- Every spec acts as both server and client; luanet.run_until drives the loop.
 
 local TcpSocket = net.TcpSocket
-local SAFETY = 5 -- seconds; only a safety net, every wait normally ends in milliseconds
-
-local function wait(predicate)
-  return luanet.run_until(predicate, SAFETY)
-end
-
-local function collect()
-  collectgarbage()
-  collectgarbage()
-  luanet.run_for(0.05) -- let the loop act on what was collected
-  collectgarbage()
-end
+local helpers = require "spec.helpers"
+local wait, collect, connected, free_port = helpers.wait, helpers.collect, helpers.connected, helpers.free_port
 
 describe("net.TcpSocket", function()
-  local servers, sockets
-
-  before_each(function()
-    servers, sockets = {}, {}
-  end)
-
-  after_each(function()
-    for _, socket in ipairs(sockets) do socket:abort() end
-    for _, server in ipairs(servers) do server:close() end
-  end)
-
-  local function keep(socket)
-    sockets[#sockets + 1] = socket
-    return socket
-  end
-
-  local function listening_server()
-    local server = net.TcpServer.new()
-    servers[#servers + 1] = server
-    assert.is_true(server:listen(0))
-    return server
-  end
-
-  local function connected(socket)
-    return socket.state == TcpSocket.CONNECTED_STATE
-  end
-
-  -- A connected client and the server's end of the same connection.
-  local function pair()
-    local server = listening_server()
-    local client = keep(net.TcpSocket.new())
-    client:connect("127.0.0.1", server.port)
-    assert.is_true(wait(function() return connected(client) and server.has_pending_connections end))
-    local peer = keep(server:next_pending_connection())
-    return client, peer, server
-  end
-
-  local function free_port()
-    local probe = net.TcpServer.new()
-    assert.is_true(probe:listen(0))
-    local port = probe.port
-    probe:close()
-    return port
-  end
+  local made = helpers.closed_after_each()
+  local keep, listening_server, pair = made.keep, made.listening_server, made.pair
 
   describe("constants", function()
     it("has the states with the docs' values", function()
