@@ -63,41 +63,37 @@ listener = sock.listener
 left = [n]
 ERROR = int(Event.ERROR)
 
+
+def repeated(each):
+    # n repetitions, one a loop turn; the base variants run the same loop
+    # with an empty (or the same) `each`, so the loop itself cancels out
+    def step():
+        each()
+        left[0] -= 1
+        if left[0]:
+            loop.call_soon(step)
+        else:
+            loop.stop()
+    return step
+
+
+def deliver_chunk():
+    bridge._batch += (int(Event.READY_READ), oid, b"x" * 64)
+    post(lambda: None)
+
+
+READY_READ_HANDLERS = {
+    "read+write": "function(c) c:write_string(c:read_all_string()) end",
+    "read+write-base": "function(c) end",
+}
+
 if what == "event":
-    def step():
-        post(listener, sock, ERROR, 1, None)
-        left[0] -= 1
-        if left[0]:
-            loop.call_soon(step)
-        else:
-            loop.stop()
-elif what == "read+write":
-    host.execute('s.ready_read_handler = function(c) c:write_string(c:read_all_string()) end')
-    def step():
-        bridge._batch += (int(Event.READY_READ), oid, b"x" * 64)
-        post(lambda: None)
-        left[0] -= 1
-        if left[0]:
-            loop.call_soon(step)
-        else:
-            loop.stop()
-elif what == "read+write-base":
-    host.execute('s.ready_read_handler = function(c) end')
-    def step():
-        bridge._batch += (int(Event.READY_READ), oid, b"x" * 64)
-        post(lambda: None)
-        left[0] -= 1
-        if left[0]:
-            loop.call_soon(step)
-        else:
-            loop.stop()
+    step = repeated(lambda: post(listener, sock, ERROR, 1, None))
+elif what in READY_READ_HANDLERS:
+    host.execute("s.ready_read_handler = " + READY_READ_HANDLERS[what])
+    step = repeated(deliver_chunk)
 else:  # event-base: the same loop, nothing posted
-    def step():
-        left[0] -= 1
-        if left[0]:
-            loop.call_soon(step)
-        else:
-            loop.stop()
+    step = repeated(lambda: None)
 loop.call_soon(step)
 loop.run_forever()
 """
