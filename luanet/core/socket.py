@@ -177,7 +177,7 @@ class TcpSocket(asyncio.Protocol):
         self._written_sent = 0      # of those, known to have left the transport
         self._written_posted = False
         self.notify_bytes_written = False
-        self._wturn = -1  # the event batch of the last write (EventQueue.turn)
+        self._wturn = -1  # the turn (EventQueue.turn) of the last write
         self._gen = 0  # the connection; steps posted under another value are stale
         self._sgen = 0  # abort()s: STATE_CHANGED posted before is stale
         self._seen = False  # the owner got CONNECTED (or took an accepted connection)
@@ -961,7 +961,7 @@ class TcpSocket(asyncio.Protocol):
                     and not transport.get_write_buffer_size() and self._wturn != self._events.turn):
                 # Nothing left to send: the connection ends inside the call,
                 # as in Qt, so connect() right after works. Bytes written in
-                # this same batch count as unsent, as in Qt, which sends them
+                # this same turn count as unsent, as in Qt, which sends them
                 # from its loop: CLOSING until then, and a connect() right
                 # after is refused with OPERATION_ERROR.
                 self._drop_transport(None)
