@@ -185,10 +185,15 @@ function F.write(name, size, as_bytes, async)
   nwrites = nwrites + 1
   local data = payload(name, nwrites, size)
   local l = cur(name)
-  local function account(n)
+  local function account(n, st)
     if type(n) ~= "number" then
       viol("write-result: write on " .. name .. " returned " .. type(n))
       return
+    end
+    if n > 0 and (st == S.HOST_LOOKUP_STATE or st == S.CONNECTING_STATE) then
+      -- waits for the connection: if the attempt fails, the device closes
+      -- with it (about_to_close, as Qt), possibly after a new connect()
+      l.wrote_connecting = true
     end
     if n > 0 then
       if n ~= #data then viol(string.format("write-partial: write of %d returned %d", #data, n)) end
@@ -206,11 +211,12 @@ function F.write(name, size, as_bytes, async)
       if err ~= nil then note_error(fname .. "_async cb", err) end
       local g = gen_of(name, sock)
       l = g and log_of(name, g)
-      if l then account(n) end
+      if l then account(n, sock.state) end
     end)
   else
+    local st = s.state
     local ok, n = call(fname, s[fname], s, arg)
-    if ok then account(n) end
+    if ok then account(n, st) end
   end
 end
 
@@ -352,7 +358,7 @@ function F.connect(name, host, port, mode)
     local g = F.gen[name] or 0
     local l = new_gen(name)
     l.mode = mode or 3
-    if old.closed_open and (old.atc or 0) == 0 then l.prev_atc = g end
+    if (old.closed_open or old.wrote_connecting) and (old.atc or 0) == 0 then l.prev_atc = g end
     if F.sock[name] ~= s then return end
     snap_ports(name, s)
   elseif ok and res ~= false then
