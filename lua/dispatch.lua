@@ -72,6 +72,7 @@ local function deliver(kind, id, a, at)
   local rec = getmetatable_raw(obj)
   if rec.cut == objects.serial then return end  -- its connection ended in this batch
   if kind == READY_READ then
+    if rec.closed_read then return end  -- close() dropped the input
     -- readbuf.append's usual case written out (bytes into an empty buffer
     -- with no read_buffer_size): one chunk, held as rec.one
     local rlen = rec.rlen

@@ -159,6 +159,7 @@ method(TcpSocket, "connect", { "string", "integer", "opt_integer" }, function(_,
   local ok, why = native.connect(rec.id, host, port, mode or 3)
   if not ok then return false, why end  -- a refused call changes nothing
   end_connection(rec)
+  rec.closed_read = nil
   rec.pending = true
   return true
 end)
@@ -170,6 +171,10 @@ end)
 method(TcpSocket, "close", {}, function(_, rec)
   if rec.one or rec.chunks then reset(rec) end
   if rec.held then readbuf.check_hold(rec) end
+  -- the device is closed: bytes that travel with a ready_read still in this
+  -- batch arrived before close() and are dropped with the rest (the close
+  -- itself goes on: its other events still come)
+  rec.closed_read = true
   native.close(rec.id)
 end)
 method_with_async(TcpSocket, "bind", { "integer" }, function(_, rec, port)

@@ -576,6 +576,25 @@ def test_peer_reset_during_graceful_close_is_reported_while_closing(loop):
         ls.close()
 
 
+def test_bytes_arriving_while_close_flushes_are_not_kept(loop):
+    """close() closes the device: what the peer sends while the close still
+    flushes is neither buffered nor announced (Qt stops reading)."""
+    ls, port = py_server()
+    try:
+        sock, rec, conn = client_with_unsent_bytes(loop, ls, port, 6 << 20)
+        sock.close()
+        assert sock.state == CLOSING and sock.bytes_to_write > 0
+        conn.sendall(b"too late")
+        settle(loop)
+        assert sock.bytes_available == 0 and "READY_READ" not in rec.names()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+        run_until(loop, lambda: sock.state == U, "the end")
+        assert sock.bytes_available == 0
+    finally:
+        ls.close()
+
+
 def test_bytes_before_a_reset_survive_a_write_that_meets_it_first(loop):
     """The write fails on the reset connection before asyncio read what came
     ahead of the reset: those bytes are still the script's (ready_read, then

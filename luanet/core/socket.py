@@ -983,6 +983,7 @@ class TcpSocket(asyncio.Protocol):
         if self.open_mode:
             self._post(Event.ABOUT_TO_CLOSE)
         self.open_mode = 0
+        self._rslow = True  # bytes still arriving while it closes are not kept
         self._clear_read_buffer()
         self.disconnect()
 
