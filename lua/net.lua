@@ -144,11 +144,16 @@ method_with_async(TcpSocket, "seek", { "integer" }, function() return false end)
 method_with_async(TcpSocket, "reset", {}, function() return false end)
 method_with_async(TcpSocket, "open", { "integer" }, function() return false end)
 
--- A new connection, an abort and a close end what the socket had: its
--- unread bytes, and the events of the old connection still in this batch.
-local function end_connection(rec)
+-- A new connection, an abort and a close drop the unread bytes.
+local function drop_input(rec)
   if rec.one or rec.chunks then reset(rec) end
   if rec.held then readbuf.check_hold(rec) end
+end
+
+-- A new connection and an abort end what the socket had: its unread bytes,
+-- and the events of the old connection still in this batch.
+local function end_connection(rec)
+  drop_input(rec)
   objects.cut(rec)
 end
 
@@ -169,8 +174,7 @@ method(TcpSocket, "abort", {}, function(_, rec)
   native.abort(rec.id)
 end)
 method(TcpSocket, "close", {}, function(_, rec)
-  if rec.one or rec.chunks then reset(rec) end
-  if rec.held then readbuf.check_hold(rec) end
+  drop_input(rec)
   -- the device is closed: bytes that travel with a ready_read still in this
   -- batch arrived before close() and are dropped with the rest (the close
   -- itself goes on: its other events still come)
