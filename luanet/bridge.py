@@ -24,7 +24,6 @@ import importlib
 import logging
 from importlib import resources
 from pathlib import Path
-from types import MethodType
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, cast
 
 from .core import Event, EventQueue, SocketState, TcpServer, TcpSocket
@@ -337,10 +336,10 @@ class Bridge:
             obj.read_buffer_size = self._read_buffer_size  # the host's default
         self._next_id += 1
         oid = self._next_id
-        # The listener knows the id: core objects carry nothing of the bridge's.
-        # A method object with the id as its "self" calls _on_event(oid, ...):
-        # one small object per connection (a partial is four).
-        obj.listener = MethodType(self._event_of, oid)
+        # The id rides on the object as its opaque tag, and every object
+        # shares one listener: nothing is made per connection for it.
+        obj.tag = oid
+        obj.listener = self._event_of
         self._objects[oid] = obj
         return oid
 
@@ -449,7 +448,8 @@ class Bridge:
         self._batch_bytes += len(data)
         return data
 
-    def _on_event(self, oid: int, obj: Any, event: int, a: Any, b: Any) -> None:
+    def _on_event(self, obj: Any, event: int, a: Any, b: Any) -> None:
+        oid: int = obj.tag
         if event == _READY_READ:
             # the bytes travel with the event (without a budget all of them:
             # nothing to weigh, nothing owed)
@@ -494,12 +494,12 @@ class Bridge:
         # collect here so the garbage of handlers never blocks the next batch.
         if self._lua_memory() > cast(int, self.max_memory) * 3 // 4:  # only called with a limit
             self.runtime.gccollect()
-        for sock, oid in list(self._owed.items()):
+        for sock in list(self._owed):
             if sock.listener is None or not sock.bytes_available:
                 del self._owed[sock]
             elif self._lua_room() > 0:
                 del self._owed[sock]
-                self._on_event(oid, sock, _READY_READ, None, None)
+                self._on_event(sock, _READY_READ, None, None)
         self.budget.poll()
         if self._batch:
             self._events.post(lambda: None)  # an empty step: its batch flushes these

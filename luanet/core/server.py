@@ -53,7 +53,7 @@ class TcpServer:
         reuse_port: set SO_REUSEPORT so other processes can serve the port.
     """
 
-    __slots__ = ("listener", "socket_listener", "_events", "_loop", "_bind_address",
+    __slots__ = ("listener", "tag", "socket_listener", "_events", "_loop", "_bind_address",
                  "_lsock", "_watching", "_paused", "_max_pending", "_queue", "_wrapping",
                  "_handed_out", "_family", "error", "error_string", "_budget",
                  "accept_error_handled", "_retry", "_retry_delay", "_logged", "reuse_port",
@@ -64,6 +64,7 @@ class TcpServer:
                  budget: Optional[MemoryBudget] = None, reuse_port: bool = False):
         self.reuse_port = reuse_port  # share the port with other processes (SO_REUSEPORT)
         self.listener = listener
+        self.tag: Any = None  # the owner's name for this server; never read here
         self.socket_listener = socket_listener  # given to the sockets it hands out
         self._events = events
         self._loop = events.loop

@@ -109,7 +109,8 @@ class _Attempt(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         sock = self.sock
-        if sock._attempt is not self:
+        dial = sock._dial
+        if dial is None or dial.attempt is not self:
             transport.set_protocol(_DISCARD)
             transport.abort()  # type: ignore[attr-defined]
             return
@@ -117,10 +118,37 @@ class _Attempt(asyncio.Protocol):
         sock.connection_made(transport)
 
 
+class _Dial:
+    """What only connecting needs, made by the first connect() or bind():
+    an accepted connection never has one, which keeps the many idle ones
+    small."""
+
+    __slots__ = ("lookup", "addrs", "csock", "attempt", "making", "last_exc",
+                 "close_pending", "bound", "pre_connect", "connecting")
+
+    def __init__(self) -> None:
+        self.lookup: Optional[asyncio.Future[Any] | asyncio.Handle] = None  # lookup under way
+        self.addrs: Optional[List[Tuple[int, Any]]] = None  # addresses still to try
+        self.csock: Optional[_socket.socket] = None  # connecting, watched by add_writer
+        self.attempt: Optional[_Attempt] = None  # transport being made for it
+        self.making: Optional[asyncio.BaseTransport] = None
+        self.last_exc: Optional[BaseException] = None
+        self.close_pending = False  # disconnect()/close() while connecting
+        self.bound: Optional[_socket.socket] = None  # bind()'s socket, until connected
+        self.pre_connect: Optional[List[bytes]] = None  # writes made while connecting
+        self.connecting = False
+
+    def holds_nothing(self) -> bool:
+        """No lookup, descriptor or transport of an attempt left."""
+        return (self.lookup is None and self.csock is None and self.making is None
+                and self.attempt is None and self.bound is None)
+
+
 class TcpSocket(asyncio.Protocol):
     """One TCP connection, client or accepted, with a read buffer.
 
-    ``listener(sock, event, a, b)`` receives the events. ``budget`` (a
+    ``listener(sock, event, a, b)`` receives the events; ``tag`` is the
+    owner's to set (the bridge keeps its id there), never read here. ``budget`` (a
     MemoryBudget with a limit) is charged for the bytes held here: received
     and not read yet, written and not sent yet.
 
@@ -132,21 +160,20 @@ class TcpSocket(asyncio.Protocol):
     """
 
     __slots__ = (
-        "listener", "_events", "_loop", "_bind_address", "state", "open_mode",
+        "listener", "tag", "_events", "_bind_address", "state", "open_mode",
         "error", "error_string", "_transport", "_rchunks", "_rlen", "_read_posted", "_pauses",
         "_read_limit", "_read_buffer_size", "_budget", "_wheld", "_wpaused", "_rslow",
         "_attached", "_early_end", "_closing_remote", "_written_total",
         "_written_reported", "_written_sent", "_written_posted", "notify_bytes_written",
-        "_gen", "_sgen", "_seen", "_lookup", "_addrs", "_csock", "_attempt", "_making", "_last_exc",
-        "_close_pending", "_bound", "_wturn", "_pre_connect", "_connecting", "_local",
+        "_gen", "_sgen", "_seen", "_dial", "_wturn", "_local",
         "_remote", "server",
     )
 
     def __init__(self, events: EventQueue, listener: Optional[Listener] = None,
                  bind_address: Optional[str] = None, budget: Optional[MemoryBudget] = None):
         self.listener = listener
+        self.tag: Any = None  # the owner's name for this socket; never read here
         self._events = events
-        self._loop = events.loop
         self._bind_address = bind_address
         self.state = UNCONNECTED
         self.open_mode = 0  # OpenMode flags (an int: any sum of them is a mode)
@@ -181,16 +208,7 @@ class TcpSocket(asyncio.Protocol):
         self._gen = 0  # the connection; steps posted under another value are stale
         self._sgen = 0  # abort()s: STATE_CHANGED posted before is stale
         self._seen = False  # the owner got CONNECTED (or took an accepted connection)
-        self._lookup: Optional[asyncio.Future[Any] | asyncio.Handle] = None  # lookup under way
-        self._addrs: Optional[List[Tuple[int, Any]]] = None  # addresses still to try
-        self._csock: Optional[_socket.socket] = None  # connecting, watched by add_writer
-        self._attempt: Optional[_Attempt] = None  # transport being made for it
-        self._making: Optional[asyncio.BaseTransport] = None
-        self._last_exc: Optional[BaseException] = None
-        self._close_pending = False  # disconnect()/close() while connecting
-        self._bound: Optional[_socket.socket] = None
-        self._pre_connect: Optional[List[bytes]] = None  # writes made while connecting
-        self._connecting = False
+        self._dial: Optional[_Dial] = None  # connect()/bind() state, made by them
         # Socket names as the OS gives them (converted when a script asks);
         # for a connection, read from the transport only when first needed:
         # most connections never are asked, and each saves the memory.
@@ -284,13 +302,14 @@ class TcpSocket(asyncio.Protocol):
     @property
     def finished(self) -> bool:
         """No descriptor left: transport gone, no connect under way, nothing bound."""
-        return (self._transport is None and self._lookup is None and self._csock is None
-                and self._making is None and self._attempt is None and self._bound is None)
+        dial = self._dial
+        return self._transport is None and (dial is None or dial.holds_nothing())
 
     @property
     def bytes_to_write(self) -> int:
         """Bytes written and not sent yet (including those written while connecting)."""
-        pending = sum(map(len, self._pre_connect)) if self._pre_connect else 0
+        dial = self._dial
+        pending = sum(map(len, dial.pre_connect)) if dial is not None and dial.pre_connect else 0
         if self._transport is not None:
             pending += self._transport.get_write_buffer_size()
         return pending
@@ -384,31 +403,31 @@ class TcpSocket(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """asyncio: the connection is up on ``transport``."""
         self._transport = transport  # type: ignore[assignment]
-        self._making = None
-        self._attempt = None
         # high=0: pause/resume_writing then tell exactly when the buffer drains,
         # which is when BYTES_WRITTEN can be reported.
         transport.set_write_buffer_limits(high=0)  # type: ignore[attr-defined]
         self._local = self._remote = None  # the transport knows them now
         if self._pauses:
             transport.pause_reading()  # type: ignore[attr-defined]
-        if not self._connecting:  # accepted by a server
+        dial = self._dial
+        if dial is None or not dial.connecting:  # accepted by a server
             if self.open_mode == 0:
                 self.open_mode = 3
             self._rslow = self._budget is not None or not self.open_mode & MODE_READ
             self._seen = True
             self._change("accept")
             return
-        self._connecting = False
+        dial.making = dial.attempt = None
+        dial.connecting = False
         self._change("connected")
-        pending, self._pre_connect = self._pre_connect or (), None
+        pending, dial.pre_connect = dial.pre_connect or (), None
         for chunk in pending:
             self._send(chunk)
         if self._wheld and not self._wpaused:
             self._budget.release(self._wheld)  # type: ignore[union-attr]
             self._wheld = 0
-        if self._close_pending:  # disconnect()/close() while connecting: Qt's order
-            self._close_pending = False
+        if dial.close_pending:  # disconnect()/close() while connecting: Qt's order
+            dial.close_pending = False
             # from the loop, after CONNECTED was posted: the handlers of the
             # connection see it connected, then it closes
             self._disconnect(at_once=False)
@@ -668,32 +687,41 @@ class TcpSocket(asyncio.Protocol):
         self.open_mode = mode
         self._rslow = self._budget is not None or not mode & MODE_READ
         self._remote = None  # forget a previous connection's ends; bind()'s local one stays
-        if self._bound is None:
+        dial = self._dialing()
+        bound = dial.bound
+        if bound is None:
             self._local = None
-        self._connecting = True
-        self._close_pending = False
-        self._last_exc = None
+        dial.connecting = True
+        dial.close_pending = False
+        dial.last_exc = None
         self._change("connect")
-        family = _socket.AF_INET if self._bound is not None and self._bound.family == _socket.AF_INET else 0
+        family = _socket.AF_INET if bound is not None and bound.family == _socket.AF_INET else 0
+        loop = self._events.loop
         try:  # an address needs no resolver thread (and no task to cancel)
             infos = _socket.getaddrinfo(host, port, family, _socket.SOCK_STREAM, 0,
                                         _socket.AI_NUMERICHOST)
         except (OSError, UnicodeError, ValueError, TypeError):
             infos = None
         if infos is not None:
-            self._lookup = self._loop.call_soon(self._resolved, self._gen, infos)
+            dial.lookup = loop.call_soon(self._resolved, self._gen, infos)
             return True
         lookup: asyncio.Future[Any]
         try:
             lookup = asyncio.ensure_future(
-                self._loop.getaddrinfo(host, port, type=_socket.SOCK_STREAM, family=family),
-                loop=self._loop)
+                loop.getaddrinfo(host, port, type=_socket.SOCK_STREAM, family=family), loop=loop)
         except (OSError, UnicodeError, ValueError, TypeError) as exc:
-            lookup = self._loop.create_future()
+            lookup = loop.create_future()
             lookup.set_exception(exc)
-        self._lookup = lookup
+        dial.lookup = lookup
         lookup.add_done_callback(functools.partial(self._looked_up, self._gen))
         return True
+
+    def _dialing(self) -> _Dial:
+        """The connect state, made the first time it is needed."""
+        dial = self._dial
+        if dial is None:
+            dial = self._dial = _Dial()
+        return dial
 
     def _looked_up(self, gen: int, lookup: asyncio.Future[Any]) -> None:
         if lookup.cancelled():
@@ -705,19 +733,22 @@ class TcpSocket(asyncio.Protocol):
     def _resolved(self, gen: int, infos: List[Any]) -> None:
         if gen != self._gen:
             return
-        self._lookup = None
+        dial = self._dialing()
+        dial.lookup = None
         if not infos:
             self._connect_failed(SocketError.HOST_NOT_FOUND, "Host not found")
             return
-        self._addrs = [(info[0], info[4]) for info in infos]
+        dial.addrs = [(info[0], info[4]) for info in infos]
         self._change("found")
         self._try_next()
 
     def _try_next(self) -> None:
         """Connect to the next address; on to the one after when it fails."""
-        while self._addrs:
-            family, address = self._addrs.pop(0)
-            sock = self._bound
+        dial = self._dialing()
+        bound = dial.bound
+        while dial.addrs:
+            family, address = dial.addrs.pop(0)
+            sock = bound
             try:
                 if sock is not None:
                     if family == _socket.AF_INET and sock.family == _socket.AF_INET6:
@@ -729,57 +760,59 @@ class TcpSocket(asyncio.Protocol):
                     sock.setblocking(False)
                 err = sock.connect_ex(address)
             except OSError as exc:
-                self._last_exc = exc
-                if sock is not None and sock is not self._bound:
+                dial.last_exc = exc
+                if sock is not None and sock is not bound:
                     sock.close()
                 continue
             if err == 0:
                 self._connected(sock)
                 return
             if err in _IN_PROGRESS:
-                self._csock = sock
-                self._loop.add_writer(sock.fileno(), self._connect_ready)
+                dial.csock = sock
+                self._events.loop.add_writer(sock.fileno(), self._connect_ready)
                 return
-            self._last_exc = OSError(err, os.strerror(err))
-            if sock is not self._bound:
+            dial.last_exc = OSError(err, os.strerror(err))
+            if sock is not bound:
                 sock.close()
-        last = self._last_exc
+        last = dial.last_exc
         code, text = classify(last) if last is not None else (SocketError.CONNECTION_REFUSED,
                                                               "Connection refused")
         self._connect_failed(code, text)
 
     def _connect_ready(self) -> None:
-        sock, self._csock = self._csock, None
+        dial = self._dialing()
+        sock, dial.csock = dial.csock, None
         if sock is None:
             return
-        self._loop.remove_writer(sock.fileno())
+        self._events.loop.remove_writer(sock.fileno())
         err = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
         if err == 0:
             self._connected(sock)
             return
-        self._last_exc = OSError(err, os.strerror(err))
-        if sock is not self._bound:
+        dial.last_exc = OSError(err, os.strerror(err))
+        if sock is not dial.bound:
             sock.close()
         self._try_next()
 
     def _connected(self, sock: _socket.socket) -> None:
         """The kernel connected: wrap the socket in a transport."""
-        self._bound = None  # the transport owns it now
-        self._addrs = None
-        attempt = self._attempt = _Attempt(self)
+        dial = self._dialing()
+        dial.bound = None  # the transport owns it now
+        dial.addrs = None
+        attempt = dial.attempt = _Attempt(self)
         try:
             sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        loop = self._loop
+        loop = self._events.loop
         make_transport = getattr(loop, "_make_socket_transport", None)
         if make_transport is not None:
             # asyncio's selector loops: no task, so nothing to cancel; the
             # transport calls attempt.connection_made from the loop.
             try:
-                self._making = make_transport(sock, attempt, None)
+                dial.making = make_transport(sock, attempt, None)
             except Exception as exc:
-                self._attempt = None
+                dial.attempt = None
                 sock.close()
                 self._connect_failed(*classify(exc))
             return
@@ -797,16 +830,18 @@ class TcpSocket(asyncio.Protocol):
             return
         # sock is left alone: the loop may have closed its descriptor already,
         # and closing the number again could hit a socket that reused it.
-        if self._attempt is attempt:
-            self._attempt = None
+        dial = self._dial
+        if dial is not None and dial.attempt is attempt:
+            dial.attempt = None
             self._connect_failed(*classify(exc))
 
     def _connect_failed(self, code: SocketError, text: str) -> None:
         self._stop_connecting()
         self._close_bound()
-        had_writes = bool(self._pre_connect)
+        dial = self._dialing()
+        had_writes = bool(dial.pre_connect)
         self._drop_pre_connect()
-        self._close_pending = False
+        dial.close_pending = False
         self._set_error(code, text)
         self._change("fail", int(code))
         # The device stays open, as in Qt (close()/abort() after a failed
@@ -819,24 +854,28 @@ class TcpSocket(asyncio.Protocol):
     def _stop_connecting(self) -> None:
         """End the attempt under way, if any; its descriptors are closed after
         the loop stopped watching them."""
-        self._connecting = False
-        self._addrs = None
-        lookup, self._lookup = self._lookup, None
+        dial = self._dial
+        if dial is None:
+            return
+        dial.connecting = False
+        dial.addrs = None
+        lookup, dial.lookup = dial.lookup, None
         if lookup is not None:
             lookup.cancel()
-        sock, self._csock = self._csock, None
+        sock, dial.csock = dial.csock, None
         if sock is not None:
-            self._loop.remove_writer(sock.fileno())
-            if sock is not self._bound:
+            self._events.loop.remove_writer(sock.fileno())
+            if sock is not dial.bound:
                 sock.close()
-        self._attempt = None  # a transport still being made aborts itself
-        making, self._making = self._making, None
+        dial.attempt = None  # a transport still being made aborts itself
+        making, dial.making = dial.making, None
         if making is not None:
             making.set_protocol(_DISCARD)
             making.abort()  # type: ignore[attr-defined]
 
     def _drop_pre_connect(self) -> None:
-        self._pre_connect = None
+        if self._dial is not None:
+            self._dial.pre_connect = None
         self._release_written()
 
     def bind(self, port: int) -> bool:
@@ -850,13 +889,13 @@ class TcpSocket(asyncio.Protocol):
             self._post(Event.ERROR, int(SocketError.SOCKET_ADDRESS_NOT_AVAILABLE))
             return False
         try:
-            self._bound = dual_stack_socket(self._bind_address, port)
+            bound = self._dialing().bound = dual_stack_socket(self._bind_address, port)
         except OSError as exc:
             code, text = classify(exc)
             self._set_error(code, text)
             self._post(Event.ERROR, int(code))
             return False
-        self._local, self._remote = self._bound.getsockname(), None
+        self._local, self._remote = bound.getsockname(), None
         self._change("bind")
         return True
 
@@ -894,9 +933,7 @@ class TcpSocket(asyncio.Protocol):
             if not self._wpaused:  # all of it went to the kernel
                 self._release_written()
         else:
-            if self._pre_connect is None:
-                self._pre_connect = []
-            self._pre_connect.append(bytes(data))
+            self._hold_until_connected(data)
         return n
 
     def _write_unless_connected(self, data: bytes) -> int:
@@ -916,10 +953,14 @@ class TcpSocket(asyncio.Protocol):
         if data:
             if self._budget is not None:
                 return self._write_budgeted(data)
-            if self._pre_connect is None:
-                self._pre_connect = []
-            self._pre_connect.append(bytes(data))  # Qt buffers writes made while connecting
+            self._hold_until_connected(data)  # as Qt buffers writes made while connecting
         return len(data)
+
+    def _hold_until_connected(self, data: bytes) -> None:
+        dial = self._dialing()
+        if dial.pre_connect is None:
+            dial.pre_connect = []
+        dial.pre_connect.append(bytes(data))
 
     def _send(self, data: bytes) -> None:
         transport = self._transport
@@ -973,7 +1014,7 @@ class TcpSocket(asyncio.Protocol):
             else:
                 self._events.post(self._finish_close, self._gen)
         elif state is HOST_LOOKUP or state is CONNECTING:
-            self._close_pending = True  # as Qt: connect, send what was written, then close
+            self._dialing().close_pending = True  # as Qt: connect, send what was written, then close
         elif state is BOUND:
             self._close_bound()
             self._change("unbind")
@@ -1015,7 +1056,8 @@ class TcpSocket(asyncio.Protocol):
         self._clear_read_buffer()
         self._pauses = 0
         self._wpaused = False
-        self._close_pending = False
+        if self._dial is not None:
+            self._dial.close_pending = False
         self._early_end = None
         if self._budget is not None:
             self._budget.unpark(self)
@@ -1033,18 +1075,21 @@ class TcpSocket(asyncio.Protocol):
         if self.state is CONNECTED and self._transport is not None:
             self._change("close")
             self._transport.close()
-        elif (self.state is HOST_LOOKUP or self.state is CONNECTING) and self._pre_connect:
-            self._close_pending = True  # written while connecting: deliver, then close
+        elif (self.state is HOST_LOOKUP or self.state is CONNECTING) and self._dialing().pre_connect:
+            self._dialing().close_pending = True  # written while connecting: deliver, then close
         elif self.state is not CLOSING:
             self.abort()
         self._forget()
 
     def _close_bound(self) -> None:
-        sock, self._bound = self._bound, None
+        dial = self._dial
+        if dial is None:
+            return
+        sock, dial.bound = dial.bound, None
         if sock is not None:
-            if sock is self._csock:
-                self._csock = None
-                self._loop.remove_writer(sock.fileno())
+            if sock is dial.csock:
+                dial.csock = None
+                self._events.loop.remove_writer(sock.fileno())
             sock.close()
 
     def __repr__(self) -> str:

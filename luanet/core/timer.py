@@ -28,11 +28,12 @@ class Timer:
         listener: called as ``listener(timer, Event.TIMEOUT, None, None)``.
     """
 
-    __slots__ = ("listener", "_events", "_loop", "interval", "single_shot",
+    __slots__ = ("listener", "tag", "_events", "_loop", "interval", "single_shot",
                  "_handle", "_due", "_generation")
 
     def __init__(self, events: EventQueue, listener: Optional[Listener] = None) -> None:
         self.listener = listener
+        self.tag: Any = None  # the owner's name for this timer; never read here
         self._events = events
         self._loop = events.loop
         self.interval = 0.0
