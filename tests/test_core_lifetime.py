@@ -7,6 +7,7 @@ loop and on uvloop where it is installed."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import re
 import socket
@@ -843,6 +844,54 @@ def test_server_release_closes_what_it_handed_out(loop):
         assert not hasattr(server, "destroy") and not hasattr(server, "pending_count")
     finally:
         peer.close()
+
+
+def fail_first_transport(loop):
+    """Making the next accepted connection's transport fails (fault
+    injection into the loop's own call, on either loop); returns a list
+    that gets an entry when it did."""
+    failed = []
+    name = "_make_socket_transport" if hasattr(loop, "_make_socket_transport") else "connect_accepted_socket"
+    real = getattr(loop, name)
+
+    def fail_once():
+        if not failed:
+            failed.append(name)
+            raise OSError(errno.ENOBUFS, "injected: no buffer space")
+
+    if name == "connect_accepted_socket":  # uvloop: the public coroutine
+        async def make(*args, **kwargs):
+            fail_once()
+            return await real(*args, **kwargs)
+    else:
+        def make(*args, **kwargs):
+            fail_once()
+            return real(*args, **kwargs)
+    setattr(loop, name, make)
+    return failed
+
+
+def test_a_connection_the_loop_cannot_wrap_is_closed_and_the_next_one_served(loop):
+    failed = fail_first_transport(loop)
+    server = TcpServer(EventQueue(loop), bind_address="127.0.0.1")
+    assert server.listen(0)
+    first = socket.create_connection(("127.0.0.1", server.port), timeout=SAFETY)
+    second = None
+    try:
+        assert recv_all(loop, first) == b""  # closed by the server, never queued
+        assert failed and not server.has_pending_connections
+        second = socket.create_connection(("127.0.0.1", server.port), timeout=SAFETY)
+        run_until(loop, lambda: server.has_pending_connections, "the second connection")
+        sock = server.next_pending_connection()
+        assert sock.state == CONNECTED and not server.has_pending_connections
+        sock.write(b"still served")
+        sock.disconnect()
+        assert recv_all(loop, second) == b"still served"
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+        server.release()
 
 
 @pytest.mark.parametrize("name", ["localhost", "127.0.0.1"])
