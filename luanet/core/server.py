@@ -23,6 +23,7 @@ from .constants import Event, SocketError
 from .errors import RESOURCE_ERRNOS, TRANSIENT_ACCEPT_ERRNOS, classify
 from .events import EventQueue
 from .socket import Listener, TcpSocket
+from .states import UNCONNECTED
 
 DEFAULT_MAX_PENDING = 30
 # accept() calls per readiness callback, so one busy server can't starve the loop.
@@ -275,22 +276,19 @@ class TcpServer:
         conn.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         sock = TcpSocket(self._events, None, self._bind_address, self._budget)
         sock.detach()
+        sock.server = self  # its connection_made tells us (wrapped() below)
         self._wrapping += 1
         loop = self._loop
         make_transport = getattr(loop, "_make_socket_transport", None)
-        if make_transport is None:  # other loops (uvloop): the public API
-            self._drive(loop.connect_accepted_socket(lambda: sock, conn), sock, conn)  # type: ignore[arg-type]
-            return
-        # asyncio's selector loops: what their own servers do for each
-        # accepted connection, minus the task and coroutine around it.
-        # The waiter is done once connection_made has run.
-        done = loop.create_future()
         try:
-            make_transport(conn, sock, done)
-        except Exception as exc:
-            done.set_exception(exc)
-        done.add_done_callback(
-            lambda f: self._wrapped(f.cancelled() or f.exception() is not None, sock, conn))
+            if make_transport is not None:
+                # asyncio's selector loops: what their own servers do for each
+                # accepted connection, minus the task, coroutine and waiter
+                make_transport(conn, sock, None)
+            else:  # other loops (uvloop): the public API
+                self._drive(loop.connect_accepted_socket(lambda: sock, conn), sock, conn)  # type: ignore[arg-type]
+        except Exception:
+            self._not_wrapped(sock, conn)
 
     def _drive(self, coro: Coroutine[Any, Any, Any], sock: TcpSocket, conn: _raw_socket) -> None:
         """Run ``connect_accepted_socket``'s coroutine on to its next wait,
@@ -299,17 +297,25 @@ class TcpServer:
         try:
             waiting = coro.send(None)
         except StopIteration:
-            self._wrapped(False, sock, conn)
+            return  # done: the socket's connection_made has reported it
         except (Exception, asyncio.CancelledError):
-            self._wrapped(True, sock, conn)
+            self._not_wrapped(sock, conn)
         else:
             waiting.add_done_callback(lambda _: self._drive(coro, sock, conn))
 
-    def _wrapped(self, failed: bool, sock: TcpSocket, conn: _raw_socket) -> None:
+    def _not_wrapped(self, sock: TcpSocket, conn: _raw_socket) -> None:
+        if sock.state is not UNCONNECTED:
+            return  # it failed after connection_made: the socket's own close follows
         self._wrapping -= 1
-        if failed:
-            conn.close()
-        elif self._lsock is None:
+        sock.server = None
+        conn.close()
+        self._update_watch()
+
+    def wrapped(self, sock: TcpSocket) -> None:
+        """Called by the connection_made of ``sock``, a socket this server
+        accepted: its transport is up, it joins the queue."""
+        self._wrapping -= 1
+        if self._lsock is None:
             sock.release()  # closed while we were wrapping it
         else:
             self._queue.append(sock)

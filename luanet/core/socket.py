@@ -416,6 +416,8 @@ class TcpSocket(asyncio.Protocol):
             self._rslow = self._budget is not None or not self.open_mode & MODE_READ
             self._seen = True
             self._change("accept")
+            if self.server is not None:
+                self.server.wrapped(self)
             return
         dial.making = dial.attempt = None
         dial.connecting = False
