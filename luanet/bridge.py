@@ -453,7 +453,14 @@ class Bridge:
         if event == _READY_READ:
             # the bytes travel with the event (without a budget all of them:
             # nothing to weigh, nothing owed)
-            a = obj.read() if self.max_memory is None else self._take_data(oid, obj)
+            a = obj.read_pieces() if self.max_memory is None else self._take_data(oid, obj)
+            if a.__class__ is list:
+                # several pieces arrived: one event each, as received (a
+                # join would copy every byte of a bulk stream once more)
+                batch = self._batch
+                for piece in a:
+                    batch += (event, oid, piece)
+                return
             if not a:
                 if not b:
                     return

@@ -363,6 +363,21 @@ class TcpSocket(asyncio.Protocol):
             self._unpause(_AHEAD)  # the owner took them: read on
         return data
 
+    def read_pieces(self) -> bytes | List[bytes]:
+        """All of the read buffer as it arrived: one bytes object, or a list
+        of them when several pieces wait (joining them would copy every
+        byte once more). For an owner that takes everything."""
+        chunks = self._rchunks
+        if chunks is None:
+            return b""
+        if self._budget is not None:
+            self._budget.release(self._rlen)
+        self._rchunks = None
+        self._rlen = 0
+        if self._pauses:
+            self._unpause(_AHEAD)
+        return chunks
+
     def _clear_read_buffer(self) -> None:
         if self._budget is not None:
             self._budget.release(self._rlen)
