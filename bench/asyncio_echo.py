@@ -27,17 +27,7 @@ def main():
     control.raise_fd_limit()
     loop = control.new_loop(args.loop)
     asyncio.set_event_loop(loop)
-    # backlog as large as the kernel allows (somaxconn caps it): the idle
-    # scenario opens thousands of connections in a burst.
-    server = loop.run_until_complete(
-        loop.create_server(Echo, "127.0.0.1", 0, backlog=4096))
-    control.announce_port(server.sockets[0].getsockname()[1])
-    control.serve_control(loop, loop.stop)
-    try:
-        loop.run_forever()
-    finally:
-        server.close()
-        loop.close()
+    control.serve(loop, Echo)
 
 
 if __name__ == "__main__":

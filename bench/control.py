@@ -85,3 +85,18 @@ def serve_control(loop, on_stop, extra=lambda: {}):
 def announce_port(port):
     sys.stdout.write(f"{port}\n")
     sys.stdout.flush()
+
+
+def serve(loop, protocol_factory):
+    """A plain loop server on 127.0.0.1 (port printed), controlled by stdin,
+    until "quit". The backlog is as large as the kernel allows (somaxconn
+    caps it): the idle scenario opens thousands of connections in a burst."""
+    server = loop.run_until_complete(
+        loop.create_server(protocol_factory, "127.0.0.1", 0, backlog=4096))
+    announce_port(server.sockets[0].getsockname()[1])
+    serve_control(loop, loop.stop)
+    try:
+        loop.run_forever()
+    finally:
+        server.close()
+        loop.close()

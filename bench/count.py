@@ -1,7 +1,8 @@
 """User-space instructions per round, counted by valgrind's callgrind.
 
     python bench/count.py [--loops asyncio,uvloop] [--scenarios echo,churn,bulk]
-                          [--lua 5.4|luajit|...] [--only luanet] [--keep DIR]
+                          [--lua 5.4|luajit|...] [--b luanet|lupa]
+                          [--only asyncio|luanet|lupa] [--keep DIR]
 
 Wall-clock figures on a shared 2-core machine move by 15 to 30% between two
 runs of the same server (see RESULTS.md, the A/A table). Instruction counts do
@@ -36,7 +37,7 @@ def count(impl, loop, scenario, lua="5.4", keep=None):
     out = keep or tempfile.NamedTemporaryFile(prefix=f"callgrind-{impl}-", suffix=".out", delete=False).name
     cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
            run.PY, os.path.join(run.BENCH, run.SERVERS[impl]), "--loop", loop]
-    if impl == "luanet":
+    if impl in run.LUA_SERVERS:
         cmd += ["--lua", lua]
     server = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, cwd=run.BENCH)
@@ -93,23 +94,28 @@ def main():
     ap.add_argument("--loops", default="asyncio,uvloop")
     ap.add_argument("--scenarios", default="echo,churn,bulk")
     ap.add_argument("--lua", default="5.4", help="Lua of the luanet server (5.4, luajit, ...)")
-    ap.add_argument("--only", choices=("asyncio", "luanet"), help="count one side only")
+    ap.add_argument("--b", default="luanet", choices=run.LUA_SERVERS,
+                    help="the side set beside asyncio (lupa: the lupa floor, bench/lupa_echo.py)")
+    ap.add_argument("--only", choices=("asyncio", *run.LUA_SERVERS),
+                    help="count one side only (luanet or lupa: that one as side B)")
     ap.add_argument("--keep", metavar="DIR", help="keep the callgrind profiles in DIR "
                     "(callgrind_annotate them to see where the instructions go)")
     opts = ap.parse_args()
+    if opts.only in run.LUA_SERVERS:
+        opts.b = opts.only
     if opts.keep:
         os.makedirs(opts.keep, exist_ok=True)
     if not shutil.which("valgrind"):
         sys.exit("count.py needs valgrind (apt-get install valgrind)")
     run.build_loadgen()
     run.raise_fd_limit()
-    print(f"{'loop':8} {'scenario':8} {'unit':18} {'asyncio':>10} {'luanet':>10} {'ratio':>6}")
+    print(f"{'loop':8} {'scenario':8} {'unit':18} {'asyncio':>10} {opts.b:>10} {'ratio':>6}")
     for loop in opts.loops.split(","):
         for sc in opts.scenarios.split(","):
             def keep(impl, loop=loop, sc=sc):
                 return os.path.join(opts.keep, f"{impl}-{loop}-{sc}.out") if opts.keep else None
-            a = count("asyncio", loop, sc, keep=keep("asyncio")) if opts.only != "luanet" else None
-            b = (count("luanet", loop, sc, opts.lua, keep=keep("luanet-" + opts.lua))
+            a = count("asyncio", loop, sc, keep=keep("asyncio")) if opts.only in (None, "asyncio") else None
+            b = (count(opts.b, loop, sc, opts.lua, keep=keep(f"{opts.b}-{opts.lua}"))
                  if opts.only != "asyncio" else None)
             unit = "Ir/MiB" if sc == "bulk" else "Ir/round"
             ratio = f"{b / a:6.2f}" if a and b else "     -"

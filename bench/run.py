@@ -34,7 +34,8 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.join(BENCH, "build")
 LOADGEN = os.path.join(BUILD, "loadgen")
 PY = sys.executable
-SERVERS = {"asyncio": "asyncio_echo.py", "luanet": "luanet_echo.py"}
+SERVERS = {"asyncio": "asyncio_echo.py", "luanet": "luanet_echo.py", "lupa": "lupa_echo.py"}
+LUA_SERVERS = ("luanet", "lupa")  # these take --lua
 
 # name: (unit, how the ratio luanet/asyncio must compare, goal of issue 13:
 # one figure, or one per loop)
@@ -136,7 +137,7 @@ def server_env(opts):
 def run_one(impl, loop, scenario, opts):
     """One fresh server, one load-generator run; returns a dict of figures."""
     cmd = [PY, os.path.join(BENCH, SERVERS[impl]), "--loop", loop]
-    if impl == "luanet":
+    if impl in LUA_SERVERS:
         cmd += ["--lua", opts.lua]
     rec = {"impl": impl, "loop": loop, "scenario": scenario}
     server = lg = None
@@ -273,7 +274,8 @@ def main():
     ap.add_argument("--loops", default=None, help="comma list (default: asyncio, plus uvloop if importable)")
     ap.add_argument("--scenarios", default="echo,churn,bulk,idle")
     ap.add_argument("--b", default="luanet", choices=sorted(SERVERS),
-                    help="side B (default luanet; 'asyncio' gives an A/A run that shows the noise)")
+                    help="side B (default luanet; 'asyncio' gives an A/A run that shows the noise; "
+                         "'lupa' the lupa floor, bench/lupa_echo.py)")
     ap.add_argument("--reps", type=int, default=None, help="A B pairs per figure (default 2, quick 1)")
     ap.add_argument("--seconds", type=float, default=None, help="echo/churn phase length (default 4)")
     ap.add_argument("--bulk-mib", type=int, default=None, help="MiB per bulk connection (default 64)")
