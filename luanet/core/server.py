@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 import socket as _socket
 from _socket import socket as _raw_socket  # socket.socket's C base
 from typing import Any, Coroutine, Deque, List, Optional, Set
@@ -217,11 +218,9 @@ class TcpServer:
             if lsock is None or self._paused or self._room() <= 0:
                 break
             try:
-                # _accept() and the C socket type: socket.accept() and the
-                # socket.socket wrapper convert family, type and proto to enums
-                # (for us, then again for the loop) on every connection.
+                # _accept(): socket.accept() converts family, type and proto
+                # to enums on every connection
                 fd, _ = lsock._accept()  # type: ignore[attr-defined]
-                conn = _raw_socket(self._family, _socket.SOCK_STREAM, 0, fd)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -232,6 +231,10 @@ class TcpServer:
             if self._logged:  # accepting works again: back-off and log start afresh
                 self._logged = False
                 self._retry_delay = ACCEPT_RETRY_FIRST
+            try:
+                conn = self._socket_of(fd)
+            except OSError:
+                continue  # that connection is gone (its descriptor closed), not the server
             self._wrap(conn)
         self._update_watch()
 
@@ -269,11 +272,28 @@ class TcpServer:
         self._retry_delay = ACCEPT_RETRY_FIRST
         self._logged = False
 
+    def _socket_of(self, fd: int) -> _raw_socket:
+        """The socket object for an accepted descriptor, as the loop needs it:
+        the C socket type (socket.socket converts family, type and proto to
+        enums, for us and again for the loop)."""
+        try:
+            conn = _raw_socket(self._family, _socket.SOCK_STREAM, 0, fd)
+        except OSError:
+            os.close(fd)
+            raise
+        if getattr(self._loop, "_make_socket_transport", None) is None:
+            return conn  # uvloop: libuv makes it non-blocking, uvloop sets TCP_NODELAY
+        try:
+            conn.setblocking(False)
+            # Replies go out as written, not held back for an ACK (Nagle): asyncio
+            # sets this only for sockets whose proto says TCP, and ours says 0.
+            conn.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        except OSError:
+            conn.close()
+            raise
+        return conn
+
     def _wrap(self, conn: _raw_socket) -> None:
-        conn.setblocking(False)
-        # Replies go out as written, not held back for an ACK (Nagle): asyncio
-        # sets this only for sockets whose proto says TCP, and ours says 0.
-        conn.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         sock = TcpSocket(self._events, None, self._bind_address, self._budget)
         sock.detach()
         sock.server = self  # its connection_made tells us (wrapped() below)
@@ -297,11 +317,18 @@ class TcpServer:
         try:
             waiting = coro.send(None)
         except StopIteration:
+            conn.detach()
             return  # done: the socket's connection_made has reported it
         except (Exception, asyncio.CancelledError):
             self._not_wrapped(sock, conn)
-        else:
-            waiting.add_done_callback(lambda _: self._drive(coro, sock, conn))
+            return
+        # The transport owns the descriptor now, and libuv closes it. uvloop
+        # would close the socket object it was given a second time (it only
+        # detaches socket.socket, whose wrapper costs more per connection),
+        # and a second close can hit a descriptor another thread (the
+        # resolver's) has just been given: detached, ours closes nothing.
+        conn.detach()
+        waiting.add_done_callback(lambda _: self._drive(coro, sock, conn))
 
     def _not_wrapped(self, sock: TcpSocket, conn: _raw_socket) -> None:
         if sock.state is not UNCONNECTED:
