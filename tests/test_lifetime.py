@@ -18,6 +18,7 @@ from conftest import (
     recv_exact,
     recv_until_eof,
     refused,
+    run_child_script,
     run_until,
     wait_for,
 )
@@ -196,3 +197,40 @@ def test_close_counts_what_a_collected_socket_could_not_send(make_host):
             discarded = host.close(grace=0.2)
             assert discarded > 0
             assert host.discarded_peers == 1
+
+
+# The minimal sequence the stateful fuzzer found on uvloop (seed 34118): c1's
+# transport is closed inside its connection_made (disconnect() while
+# connecting) while c2, refused, reconnects from a timer and gets the number
+# c1's descriptor had. uvloop's create_connection(sock=) took charge of c1's
+# socket object only after connection_made, so that object closed the number
+# a second time when collected: c2's descriptor, which libuv was about to
+# watch, and libuv aborted the process.
+CLOSED_WHILE_MADE = """
+import json, socket
+from luanet import LuaHost
+ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(16)
+ref = socket.socket(); ref.bind(("127.0.0.1", 0))  # bound, not listening: refused
+host = LuaHost(event_loop="uvloop", bind_address="127.0.0.1")
+host.execute('''
+local lport, rport = %d, %d
+refusals = 0
+c1, c2 = net.TcpSocket.new(), net.TcpSocket.new()
+c2.error_handler = function(s)
+  refusals = refusals + 1
+  luanet.after(0, function() c2:connect("127.0.0.1", rport) end)
+end
+c1:connect("127.0.0.1", lport)
+c2:connect("127.0.0.1", rport)
+c1:disconnect()
+''' % (ls.getsockname()[1], ref.getsockname()[1]))
+host.run_for(0.5)
+print(json.dumps({"refusals": host.eval("refusals"), "c1": host.eval("c1.state")}))
+host.close()
+"""
+
+
+def test_a_connection_closed_while_it_is_made_closes_its_descriptor_once(tmp_path):
+    pytest.importorskip("uvloop")
+    res = run_child_script(tmp_path, CLOSED_WHILE_MADE)  # the child aborted before the fix
+    assert res["refusals"] >= 3 and res["c1"] == 0

@@ -834,8 +834,14 @@ class TcpSocket(asyncio.Protocol):
                 self._connect_failed(*classify(exc))
             return
         # other loops (uvloop): the public API; never cancelled, the attempt
-        # decides what becomes of the transport.
-        task = loop.create_task(loop.create_connection(lambda: attempt, sock=sock))
+        # decides what becomes of the transport. connect_accepted_socket, not
+        # create_connection(sock=): uvloop's create_connection takes charge of
+        # the socket object only once connection_made has returned, so a
+        # transport closed inside it (close() while connecting) left the
+        # object to close the descriptor a second time when collected, by
+        # then perhaps another connection's. connect_accepted_socket takes
+        # charge of it before and detaches it when the transport closes.
+        task = loop.create_task(loop.connect_accepted_socket(lambda: attempt, sock))
         task.add_done_callback(functools.partial(self._made, attempt, sock))
 
     def _made(self, attempt: _Attempt, sock: _socket.socket, task: asyncio.Future[Any]) -> None:
