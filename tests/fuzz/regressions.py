@@ -169,4 +169,15 @@ REGRESSIONS = [
                "the peer's second message without its first",
         "open": False,
     },
+    # found by this stop's uvloop run (seed 35509); the same on asyncio's loop
+    {
+        "name": "short-read-of-a-collected-sockets-last-writes",
+        "cls": "received-without-peer",
+        "steps": [["pconnect", "s0"], ["connect", "c1", "s0", 15], ["write", "c1", 70000, False, False],
+                  ["new", "c1"], ["run", 0.05], ["read", "a2", "read_string", 7, False], ["abort", "a2"]],
+        "bug": "harness: a socket collected while connecting still delivers what it was given (API.md), "
+               "and a read of 7 bytes held only the start of its tag, which the check did not "
+               "recognise as the collected socket's (luanet was right)",
+        "open": False,
+    },
 ]

@@ -511,12 +511,14 @@ class Run:
             # (an async write is tagged when called and counted where it ran: any
             # connection of the named socket that wrote these bytes is the writer)
             src = None
-            m = re.match(rb"<(\w+)\.(\d+)\.\d+\|", data)
+            # (a short read may hold only the start of a tag: the name is enough,
+            # the writer must still have written exactly these bytes)
+            m = re.match(rb"<(\w+)\.", data)
             if m:
                 name = m.group(1).decode()
                 src = next((o for o in ends if o.get("lua") and o["lua"]["name"] == name
                             and o["written"].startswith(data)), None)
-            m = re.match(rb"\[P(\d+)\.\d+\|", data)
+            m = re.match(rb"\[P(\d+)\.", data)
             if m and int(m.group(1)) < len(self.peers):
                 src = next((o for o in ends if o.get("peer") is self.peers[int(m.group(1))]), None)
             if src is not None and src["written"].startswith(data):
