@@ -2,7 +2,8 @@
 
 - test_regression: every minimal sequence in tests/fuzz/regressions.py, on
   5.4, 5.1 and LuaJIT; an entry whose bug is still open is xfail(strict=True).
-- test_random_walk: seeded random sequences per Lua version. Small under
+- test_random_walk: seeded random sequences per Lua version (and on uvloop
+  for 5.4: test_random_walk_on_uvloop). Small under
   `make test` (a few seconds per version); `make stress` (LUANET_STRESS=1)
   runs them for minutes (LUANET_STRESS_SECONDS per version, default 180).
   Any violation fails the test, except the classes of regressions still
@@ -82,6 +83,20 @@ def test_detects_a_planted_violation(workers):
 @pytest.mark.stress
 @pytest.mark.parametrize("lua", LUAS)
 def test_random_walk(lua):
+    walk(lua)
+
+
+@pytest.mark.stress
+def test_random_walk_on_uvloop(monkeypatch):
+    """The same walk with the hosts on uvloop, which `luanet run` uses when
+    installed: its transports own their descriptors differently (the first
+    uvloop run found a descriptor closed twice, which made libuv abort)."""
+    pytest.importorskip("uvloop")
+    monkeypatch.setenv("LUANET_LOOP", "uvloop")  # inherited by the worker children
+    walk("5.4")
+
+
+def walk(lua):
     if STRESS:
         kw = dict(seconds=STRESS_SECONDS, steps=80, seed=int(os.environ.get("LUANET_STRESS_SEED", "1000")),
                   shrink_budget=240.0)
