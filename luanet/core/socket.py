@@ -44,7 +44,7 @@ import errno
 import functools
 import os
 import socket as _socket
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple, cast
 
 from .addresses import dual_stack_socket, plain_address
 from .budget import MemoryBudget
@@ -340,23 +340,14 @@ class TcpSocket(asyncio.Protocol):
 
     def read(self, max_size: Optional[int] = None) -> bytes:
         """Up to max_size bytes (all without it) from the read buffer."""
-        chunks = self._rchunks
-        if max_size is None and chunks is not None and not isinstance(chunks, list) and self._budget is None:
-            # the usual case: one chunk, all of it, nothing to account
-            self._rchunks = None
-            self._rlen = 0
-            if self._pauses:
-                self._unpause(_AHEAD)
-            return chunks
-        flat = b"" if chunks is None else b"".join(chunks) if isinstance(chunks, list) else chunks
         if max_size is None or max_size >= self._rlen:
-            data = flat
-            self._rchunks = None
-            self._rlen = 0
-        else:
-            data = flat[:max_size]
-            self._rchunks = flat[max_size:]
-            self._rlen -= len(data)
+            pieces = self.read_pieces()
+            return b"".join(pieces) if isinstance(pieces, list) else pieces
+        chunks = self._rchunks
+        flat = b"".join(chunks) if isinstance(chunks, list) else cast(bytes, chunks)
+        data = flat[:max_size]
+        self._rchunks = flat[max_size:]
+        self._rlen -= len(data)
         if self._budget is not None:
             self._budget.release(len(data))
         if self._pauses and self._rlen < self._read_limit:
