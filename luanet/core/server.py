@@ -231,11 +231,7 @@ class TcpServer:
             if self._logged:  # accepting works again: back-off and log start afresh
                 self._logged = False
                 self._retry_delay = ACCEPT_RETRY_FIRST
-            try:
-                conn = self._socket_of(fd)
-            except OSError:
-                continue  # that connection is gone (its descriptor closed), not the server
-            self._wrap(conn)
+            self._wrap(fd)
         self._update_watch()
 
     def _accept_failed(self, exc: OSError) -> None:
@@ -272,17 +268,18 @@ class TcpServer:
         self._retry_delay = ACCEPT_RETRY_FIRST
         self._logged = False
 
-    def _socket_of(self, fd: int) -> _raw_socket:
-        """The socket object for an accepted descriptor, as the loop needs it:
-        the C socket type (socket.socket converts family, type and proto to
-        enums, for us and again for the loop)."""
+    def _socket_of(self, fd: int, configure: bool) -> _raw_socket:
+        """The socket object for an accepted descriptor: the C socket type
+        (socket.socket converts family, type and proto to enums, for us and
+        again for the loop). ``configure``: make it non-blocking, without
+        Nagle (uvloop's libuv and transport do both themselves)."""
         try:
             conn = _raw_socket(self._family, _socket.SOCK_STREAM, 0, fd)
         except OSError:
             os.close(fd)
             raise
-        if getattr(self._loop, "_make_socket_transport", None) is None:
-            return conn  # uvloop: libuv makes it non-blocking, uvloop sets TCP_NODELAY
+        if not configure:
+            return conn
         try:
             conn.setblocking(False)
             # Replies go out as written, not held back for an ACK (Nagle): asyncio
@@ -293,13 +290,17 @@ class TcpServer:
             raise
         return conn
 
-    def _wrap(self, conn: _raw_socket) -> None:
+    def _wrap(self, fd: int) -> None:
+        loop = self._loop
+        make_transport = getattr(loop, "_make_socket_transport", None)
+        try:
+            conn = self._socket_of(fd, configure=make_transport is not None)
+        except OSError:
+            return  # that connection is gone (its descriptor closed), not the server
         sock = TcpSocket(self._events, None, self._bind_address, self._budget)
         sock.detach()
         sock.server = self  # its connection_made tells us (wrapped() below)
         self._wrapping += 1
-        loop = self._loop
-        make_transport = getattr(loop, "_make_socket_transport", None)
         try:
             if make_transport is not None:
                 # asyncio's selector loops: what their own servers do for each
