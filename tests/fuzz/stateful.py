@@ -28,6 +28,7 @@ Command line (long runs, `make stress` uses the pytest wrapper instead):
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import random
@@ -605,6 +606,7 @@ class Run:
                 self.viol("fd-leak: %d descriptors left after host.close()" % left)
 
 
+@functools.cache  # once per process
 def open_process_wide_loop_state() -> None:
     """libuv opens a signal pipe with the first uvloop loop of a process and
     keeps it for the process's life: made before the first host, so that
