@@ -75,15 +75,26 @@ class _Released:
     """What an id answers once its object was released (a script can still
     reach a collected object through a weak table on Lua 5.4): closed."""
 
-    listening = has_pending_connections = valid = is_open = readable = writeable = False
-    active = single_shot = False
-    port = max_pending_connections = local_port = remote_port = bytes_to_write = 0
+    listening = False
+    has_pending_connections = False
+    valid = False
+    is_open = False
+    readable = False
+    writeable = False
+    active = False
+    single_shot = False
+    port = 0
+    max_pending_connections = 0
+    local_port = 0
+    remote_port = 0
+    bytes_to_write = 0
     read_buffer_size = 0
-    state = SocketState.UNCONNECTED
+    state = 0  # SocketState.UNCONNECTED (a literal: mypyc compiles this class)
     open_mode = 0
     error = None
     error_string = "The object was released"
-    local_address = remote_address = ""
+    local_address = ""
+    remote_address = ""
     interval = 0.0
     remaining = -1.0
 

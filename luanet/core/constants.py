@@ -1,6 +1,12 @@
 """Socket states, error codes and open modes, with the values the docs (and Qt) use."""
 
+from __future__ import annotations
+
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing.TypeGuard is 3.10+; annotations here are never evaluated
+    from typing import TypeGuard
 
 
 class SocketState(IntEnum):
@@ -71,7 +77,7 @@ MODE_WRITE = 2 | 4   # OpenMode.WRITE_ONLY or OpenMode.APPEND
 _ALL_MODE_FLAGS = 1 | 2 | 4 | 8
 
 
-def open_mode_valid(mode: object) -> bool:
+def open_mode_valid(mode: object) -> TypeGuard[int]:
     """True for a usable open mode: an int made only of OpenMode flags that
     reads (1) and/or writes (2 or 4). TRUNCATE_MODE alone, NOT_OPEN_MODE and
     unknown bits are not. The one rule for core and for Lua's argument check."""

@@ -87,17 +87,46 @@ BUDGET_SPENT = ("The host's max_memory budget is spent: nothing was queued "
                 "(the peers have not taken what was written yet)")
 
 
-class _Discard(asyncio.Protocol):
-    """Given to a transport we aborted: whatever it still reports goes nowhere."""
+class _Protocol:
+    """asyncio's protocol callbacks, doing nothing: the base of this module's
+    protocols. Not asyncio.Protocol itself, which asyncio never asks for (it
+    calls these by name): mypyc compiles this module, and a compiled class
+    cannot derive from an interpreted one."""
+
+    __slots__ = ()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        pass
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        pass
+
+    def data_received(self, data: bytes) -> None:
+        pass
 
     def eof_received(self) -> bool:
         return False
+
+    def pause_writing(self) -> None:
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+
+def _as_protocol(protocol: _Protocol) -> asyncio.BaseProtocol:
+    """How asyncio's signatures name what it calls by name only."""
+    return cast(asyncio.BaseProtocol, protocol)
+
+
+class _Discard(_Protocol):
+    """Given to a transport we aborted: whatever it still reports goes nowhere."""
 
 
 _DISCARD = _Discard()
 
 
-class _Attempt(asyncio.Protocol):
+class _Attempt(_Protocol):
     """The first protocol of a transport made for a connect attempt: hands the
     transport to its socket if the attempt is still the socket's current one,
     else aborts it (the script aborted or reconnected while it was made)."""
@@ -111,10 +140,10 @@ class _Attempt(asyncio.Protocol):
         sock = self.sock
         dial = sock._dial
         if dial is None or dial.attempt is not self:
-            transport.set_protocol(_DISCARD)
+            transport.set_protocol(_as_protocol(_DISCARD))
             transport.abort()  # type: ignore[attr-defined]
             return
-        transport.set_protocol(sock)
+        transport.set_protocol(_as_protocol(sock))
         sock.connection_made(transport)
 
 
@@ -144,7 +173,7 @@ class _Dial:
                 and self.attempt is None and self.bound is None)
 
 
-class TcpSocket(asyncio.Protocol):
+class TcpSocket(_Protocol):
     """One TCP connection, client or accepted, with a read buffer.
 
     ``listener(sock, event, a, b)`` receives the events; ``tag`` is the
@@ -221,12 +250,13 @@ class TcpSocket(asyncio.Protocol):
         listener = self.listener
         if listener is None:
             return
-        if event is _SC or event is _ABOUT_TO_CLOSE:
+        # == on events, never `is`: compiled by mypyc they arrive as plain ints
+        if event == _SC or event == _ABOUT_TO_CLOSE:
             if sgen != self._sgen:
                 return
         elif gen != self._gen:
             return
-        elif event is _CONNECTED_EVENT:
+        elif event == _CONNECTED_EVENT:
             self._seen = True
         listener(self, event, a, b)
 
@@ -239,7 +269,7 @@ class TcpSocket(asyncio.Protocol):
         new, events = TRANSITIONS[self.state][what]
         self.state = new
         for event in events:
-            self._post(event, int(new) if event is _SC else arg)
+            self._post(event, int(new) if event == _SC else arg)
 
     def _new_connection(self) -> None:
         """Whatever was posted for the connection so far is stale from now on."""
@@ -670,10 +700,11 @@ class TcpSocket(asyncio.Protocol):
             self._remote_closed(gen, exc)
 
     # ------------------------------------------------------------ connecting
-    def connect(self, host: str, port: int, mode: int = 3) -> bool:
+    def connect(self, host: str, port: int, mode: object = 3) -> bool:
         """Start connecting to ``host`` (a name or address) at ``port``, open in
-        ``mode`` (OpenMode flags; READ_WRITE by default); False (error set,
-        nothing else changed) when the socket is busy or an argument is unusable."""
+        ``mode`` (OpenMode flags, an int; READ_WRITE by default); False (error
+        set, nothing else changed) when the socket is busy or an argument is
+        unusable, a mode of any other type included."""
         if self.state is not UNCONNECTED and self.state is not BOUND:
             self._set_error(SocketError.OPERATION, "The socket is already connecting or connected")
             self._post(Event.ERROR, int(SocketError.OPERATION))  # as Qt
@@ -832,7 +863,7 @@ class TcpSocket(asyncio.Protocol):
         # object to close the descriptor a second time when collected, by
         # then perhaps another connection's. connect_accepted_socket takes
         # charge of it before and detaches it when the transport closes.
-        task = loop.create_task(loop.connect_accepted_socket(lambda: attempt, sock))
+        task = loop.create_task(loop.connect_accepted_socket(lambda: _as_protocol(attempt), sock))
         task.add_done_callback(functools.partial(self._made, attempt, sock))
 
     def _made(self, attempt: _Attempt, sock: _socket.socket, task: asyncio.Future[Any]) -> None:
@@ -884,7 +915,7 @@ class TcpSocket(asyncio.Protocol):
         dial.attempt = None  # a transport still being made aborts itself
         making, dial.making = dial.making, None
         if making is not None:
-            making.set_protocol(_DISCARD)
+            making.set_protocol(_as_protocol(_DISCARD))
             making.abort()  # type: ignore[attr-defined]
 
     def _drop_pre_connect(self) -> None:
@@ -1020,7 +1051,7 @@ class TcpSocket(asyncio.Protocol):
                 # from its loop: CLOSING until then, and a connect() right
                 # after is refused with OPERATION_ERROR.
                 self._drop_transport(None)
-                transport.set_protocol(_DISCARD)
+                transport.set_protocol(_as_protocol(_DISCARD))
                 transport.close()
                 self._end_close(new_connection=False)
             elif transport is not None:
@@ -1062,7 +1093,7 @@ class TcpSocket(asyncio.Protocol):
         self._sgen += 1
         transport, self._transport = self._transport, None
         if transport is not None:
-            transport.set_protocol(_DISCARD)
+            transport.set_protocol(_as_protocol(_DISCARD))
             transport.abort()
         self._stop_connecting()
         self._close_bound()
