@@ -6,7 +6,11 @@
         host.serve_forever()
 """
 
-from .host import LuaError, LuaHost, new_event_loop
+from . import _compiled
+
+_compiled.choose()  # before anything imports the modules it may compile
+
+from .host import LuaError, LuaHost, new_event_loop  # noqa: E402
 
 __all__ = ["LuaHost", "LuaError", "new_event_loop"]
 __version__ = "0.1.0"

@@ -269,13 +269,14 @@ def resolve_bind_address(name: str) -> str:
 
 
 def version_text() -> str:
-    from . import __version__
+    from . import __version__, _compiled
     try:
         from importlib.metadata import version
         lupa = f", lupa {version('lupa')}"
     except Exception:
         lupa = ""
-    return f"luanet {__version__} (Python {sys.version.split()[0]}{lupa}; Lua {VERSIONS})"
+    core = "compiled" if _compiled.ACTIVE else "pure Python"
+    return f"luanet {__version__} (Python {sys.version.split()[0]}{lupa}; Lua {VERSIONS}; {core})"
 
 
 # ---------------------------------------------------------------- messages

@@ -211,6 +211,7 @@ def test_transition_table_covers_every_state_and_abort_never_disconnects_an_atte
     assert TRANSITIONS[CONNECTING]["fail"][1] == (Event.STATE_CHANGED, Event.ERROR)
 
 
+@pytest.mark.source
 def test_every_state_change_goes_through_the_table():
     source = inspect.getsource(core_socket)
     assignments = re.findall(r"self\.state\s*=(?!=)", source)

@@ -1,0 +1,73 @@
+"""The compiled modules (setup.py, luanet/_compiled.py): built wherever a C
+compiler is, used when built, and the source used instead when asked for or
+when it changed after the build. Each check runs in a child process: which
+version runs is decided once, at the first import of luanet."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from luanet import _compiled
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPORT = """
+import luanet, luanet._compiled as c, importlib
+print(c.ACTIVE)
+for name in c.MODULES:
+    print(importlib.import_module(name).__file__)
+"""
+
+
+def report(**env):
+    proc = subprocess.run([sys.executable, "-c", REPORT], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr
+    active, *files = proc.stdout.split()
+    return active == "True", files, proc.stderr
+
+
+def built():
+    try:
+        from importlib.util import find_spec
+        return find_spec(_compiled.GROUP + "__mypyc") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler here: luanet runs its source")
+def test_where_a_compiler_is_the_install_compiled_every_listed_module_and_they_run():
+    assert built(), "no compiled modules: setup.py's mypyc build failed or was skipped"
+    active, files, _ = report(LUANET_NO_EXTENSIONS="")
+    assert active
+    assert len(files) == len(_compiled.MODULES)
+    assert all(f.endswith(".so") for f in files), files
+
+
+def test_LUANET_NO_EXTENSIONS_runs_the_source_of_every_listed_module():
+    active, files, stderr = report(LUANET_NO_EXTENSIONS="1")
+    assert not active
+    assert files == [_compiled.source_of(m) for m in _compiled.MODULES]
+    assert "changed after" not in stderr  # a choice, not a stale build: nothing to say
+
+
+@pytest.mark.skipif(not built(), reason="nothing compiled here")
+def test_a_module_changed_after_the_build_makes_all_of_them_run_from_source():
+    # what a developer meets after editing socket.py without `make`
+    probe = f"""
+import os
+real = os.path.getmtime
+os.path.getmtime = lambda p: real(p) + (3600 if p.endswith("socket.py") else 0)
+exec({REPORT!r})
+"""
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, env={**os.environ, "LUANET_NO_EXTENSIONS": ""})
+    assert proc.returncode == 0, proc.stderr
+    active, *files = proc.stdout.split()
+    assert active == "False"
+    assert all(f.endswith(".py") for f in files), files  # all of them, not socket alone
+    assert "socket.py changed after luanet was compiled" in proc.stderr
