@@ -24,7 +24,7 @@ import importlib
 import logging
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, cast
+from typing import Any, Callable, Dict, Final, Iterable, List, Optional, Set, cast
 
 from .core import Event, EventQueue, SocketState, TcpServer, TcpSocket
 from .core.budget import MemoryBudget
@@ -42,20 +42,20 @@ LUA_MODULES = {
 
 # The Lua half, in load order; each runs as chunk(native, M) and adds itself
 # to M (net and timer return what scripts see).
-_LUA_PARTS = ("limits", "checks", "objects", "readbuf", "dispatch")
+_LUA_PARTS: Final = ("limits", "checks", "objects", "readbuf", "dispatch")
 
 # Events per dispatch call: 3 Lua stack slots each, well below every
 # version's C stack limit.
-_BATCH_EVENTS = 200
+_BATCH_EVENTS: Final = 200
 
 # Memory kept free in the Lua heap for what pushing a batch costs (the call,
 # stack slots, string headers), so a push never meets the limit.
-HEADROOM = 64 << 10
+HEADROOM: Final = 64 << 10
 
-_READY_READ = int(Event.READY_READ)
-_ALWAYS = frozenset(int(e) for e in ALWAYS_DELIVERED)
-_BYTES_WRITTEN = int(Event.BYTES_WRITTEN)
-_ACCEPT_ERROR = int(Event.ACCEPT_ERROR)
+_READY_READ: Final = int(Event.READY_READ)
+_ALWAYS: Final = frozenset(int(e) for e in ALWAYS_DELIVERED)
+_BYTES_WRITTEN: Final = int(Event.BYTES_WRITTEN)
+_ACCEPT_ERROR: Final = int(Event.ACCEPT_ERROR)
 
 
 def lua_source(name: str) -> bytes:
@@ -105,7 +105,7 @@ class _Released:
         return "(released)"
 
 
-_RELEASED = _Released()
+_RELEASED: Final = _Released()
 
 
 def to_lua(runtime: Any, value: Any) -> Any:

@@ -14,12 +14,12 @@ there is room again.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Protocol, Set
+from typing import Callable, Final, Optional, Protocol, Set
 
 # What one parked reader may take when it resumes: asyncio and uvloop both
 # read up to 256 KiB per call, so that much room must be free before reading
 # again, or the first read would overshoot the budget.
-READ_QUANTUM = 1 << 18
+READ_QUANTUM: Final = 1 << 18
 
 
 class Reader(Protocol):

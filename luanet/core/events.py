@@ -27,7 +27,8 @@ class EventQueue:
         loop: the asyncio loop the batches run on.
     """
 
-    __slots__ = ("_loop", "_pending", "_scheduled", "after_batch", "_progress", "turn")
+    __slots__ = ("_loop", "_pending", "_scheduled", "after_batch", "_progress", "turn",
+                 "make_socket_transport")
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self._loop = loop
@@ -41,6 +42,12 @@ class EventQueue:
         # count happened "in the same turn": sockets use it for Qt's
         # write-then-disconnect.
         self.turn = 0
+        # asyncio's selector loops make a transport for a connected socket
+        # with this (what their own servers use, without task or waiter);
+        # None on other loops (uvloop), which take the public API. Looked up
+        # once: a lookup that fails builds an AttributeError every time.
+        self.make_socket_transport: Optional[Callable[..., Any]] = getattr(
+            loop, "_make_socket_transport", None)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

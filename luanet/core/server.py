@@ -16,7 +16,7 @@ import logging
 import os
 import socket as _socket
 from _socket import socket as _raw_socket  # socket.socket's C base
-from typing import Any, Coroutine, Deque, List, Optional, Set
+from typing import Any, Coroutine, Deque, Final, List, Optional, Set
 
 from .addresses import dual_stack_socket
 from .budget import MemoryBudget
@@ -26,18 +26,18 @@ from .events import EventQueue
 from .socket import Listener, TcpSocket
 from .states import UNCONNECTED
 
-DEFAULT_MAX_PENDING = 30
+DEFAULT_MAX_PENDING: Final = 30
 # accept() calls per readiness callback, so one busy server can't starve the loop.
-ACCEPT_BATCH = 64
+ACCEPT_BATCH: Final = 64
 # Without an accept-error handler, accepting is retried after this back-off
 # (doubling up to the maximum) instead of staying paused (API.md section 6).
-ACCEPT_RETRY_FIRST = 0.1
-ACCEPT_RETRY_MAX = 5.0
+ACCEPT_RETRY_FIRST: Final = 0.1
+ACCEPT_RETRY_MAX: Final = 5.0
 
 log = logging.getLogger("luanet")
 
 # bound once: an enum member looked up on its class costs ~10x a global
-_NEW_CONNECTION = Event.NEW_CONNECTION
+_NEW_CONNECTION: Final = Event.NEW_CONNECTION
 
 
 class TcpServer:
@@ -292,7 +292,7 @@ class TcpServer:
 
     def _wrap(self, fd: int) -> None:
         loop = self._loop
-        make_transport = getattr(loop, "_make_socket_transport", None)
+        make_transport = self._events.make_socket_transport
         try:
             conn = self._socket_of(fd, configure=make_transport is not None)
         except OSError:

@@ -44,7 +44,7 @@ import errno
 import functools
 import os
 import socket as _socket
-from typing import Any, Callable, List, Optional, Tuple, cast
+from typing import Any, Callable, Final, List, Optional, Tuple, cast
 
 from .addresses import dual_stack_socket, plain_address
 from .budget import MemoryBudget
@@ -69,21 +69,21 @@ Listener = Callable[[object, int, object, object], None]
 # until the next batch hands them over. Keeps what one READY_READ carries (and
 # what a connection queued in its server holds) bounded, without ever making
 # the peer wait on the script: the next batch always comes.
-READ_AHEAD_LIMIT = 1 << 18
+READ_AHEAD_LIMIT: Final = 1 << 18
 
 # Why reading is paused (bits of _pauses): it resumes only when none holds.
-_AHEAD = 1   # READ_AHEAD_LIMIT / read_buffer_size bytes not taken yet
-_BUDGET = 2  # the host's memory budget is spent (parked in it)
-_OWNER = 4   # the owner's own buffer is full (pause_for_owner)
+_AHEAD: Final = 1   # READ_AHEAD_LIMIT / read_buffer_size bytes not taken yet
+_BUDGET: Final = 2  # the host's memory budget is spent (parked in it)
+_OWNER: Final = 4   # the owner's own buffer is full (pause_for_owner)
 
-_NO_ADDRESS = ("", 0)
-_READY_READ = Event.READY_READ
-_BYTES_WRITTEN = Event.BYTES_WRITTEN
-_ABOUT_TO_CLOSE = Event.ABOUT_TO_CLOSE
-_ERROR = Event.ERROR  # bound once: a member looked up on its enum costs ~10x a global
-_REMOTE_HOST_CLOSED = SocketError.REMOTE_HOST_CLOSED
-_IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EALREADY})
-BUDGET_SPENT = ("The host's max_memory budget is spent: nothing was queued "
+_NO_ADDRESS: Final = ("", 0)
+_READY_READ: Final = Event.READY_READ
+_BYTES_WRITTEN: Final = Event.BYTES_WRITTEN
+_ABOUT_TO_CLOSE: Final = Event.ABOUT_TO_CLOSE
+_ERROR: Final = Event.ERROR  # bound once: a member looked up on its enum costs ~10x a global
+_REMOTE_HOST_CLOSED: Final = SocketError.REMOTE_HOST_CLOSED
+_IN_PROGRESS: Final = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EALREADY})
+BUDGET_SPENT: Final = ("The host's max_memory budget is spent: nothing was queued "
                 "(the peers have not taken what was written yet)")
 
 
@@ -123,7 +123,7 @@ class _Discard(_Protocol):
     """Given to a transport we aborted: whatever it still reports goes nowhere."""
 
 
-_DISCARD = _Discard()
+_DISCARD: Final = _Discard()
 
 
 class _Attempt(_Protocol):
@@ -844,7 +844,7 @@ class TcpSocket(_Protocol):
         except OSError:
             pass
         loop = self._events.loop
-        make_transport = getattr(loop, "_make_socket_transport", None)
+        make_transport = self._events.make_socket_transport
         if make_transport is not None:
             # asyncio's selector loops: no task, so nothing to cancel; the
             # transport calls attempt.connection_made from the loop.

@@ -7,24 +7,24 @@ in Qt's order. Reading this table is reading when each handler runs.
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Final, Tuple
 
 from .constants import Event, SocketState
 
-UNCONNECTED = SocketState.UNCONNECTED
-HOST_LOOKUP = SocketState.HOST_LOOKUP
-CONNECTING = SocketState.CONNECTING
-CONNECTED = SocketState.CONNECTED
-BOUND = SocketState.BOUND
-CLOSING = SocketState.CLOSING
+UNCONNECTED: Final = SocketState.UNCONNECTED
+HOST_LOOKUP: Final = SocketState.HOST_LOOKUP
+CONNECTING: Final = SocketState.CONNECTING
+CONNECTED: Final = SocketState.CONNECTED
+BOUND: Final = SocketState.BOUND
+CLOSING: Final = SocketState.CLOSING
 
-_SC = Event.STATE_CHANGED
-_CONNECTED_EVENT = Event.CONNECTED
+_SC: Final = Event.STATE_CHANGED
+_CONNECTED_EVENT: Final = Event.CONNECTED
 
 # state -> {what happened: (new state, events reported, in this order)}.
 # STATE_CHANGED carries the new state; ERROR the code given to _change().
 # Qt's order: the state change first, then what it means.
-TRANSITIONS: Dict[SocketState, Dict[str, Tuple[SocketState, Tuple[Event, ...]]]] = {
+TRANSITIONS: Final[Dict[SocketState, Dict[str, Tuple[SocketState, Tuple[Event, ...]]]]] = {
     UNCONNECTED: {"connect": (HOST_LOOKUP, (_SC,)),
                   "bind": (BOUND, (_SC,)),
                   "accept": (CONNECTED, ())},  # handed out connected: nothing to report
