@@ -5,7 +5,8 @@ reference and the fallback. luanet/__init__.py calls choose() before anything
 imports them. The source runs when:
   - LUANET_NO_EXTENSIONS is set (to compare the two, or to debug in Python);
   - nothing was compiled (no C compiler where luanet was installed);
-  - a module changed after it was compiled (a working tree: `make` rebuilds).
+  - in a git working tree, a module changed after it was compiled (`make`
+    compiles it again).
 Either all of them run compiled or none does: compiled modules call each
 other directly, so a mix would hold two different classes of each name.
 
@@ -57,8 +58,8 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
 
 
 def _why_not_compiled() -> Optional[str]:
-    """None when the compiled modules can run, else why not (None said aloud
-    only for a stale build: the other reasons are a choice or a plain install)."""
+    """None when the compiled modules can run; else why not: a message for a
+    stale build, "" when the source was asked for or nothing was compiled."""
     if os.environ.get("LUANET_NO_EXTENSIONS"):
         return ""
     try:
@@ -67,6 +68,10 @@ def _why_not_compiled() -> Optional[str]:
         spec = None
     if spec is None or not spec.origin:
         return ""
+    if not os.path.exists(os.path.join(ROOT, ".git")):
+        # an installed copy: its files are the ones compiled, and their times
+        # are only the order the installer wrote them in
+        return None
     built = os.path.getmtime(spec.origin)
     for module in MODULES:
         source = source_of(module)
