@@ -245,6 +245,33 @@ def test_no_bind_address_listens_on_all_interfaces(make_host):
         assert wait_for(host, in_thread(v6)) == b"v6"
 
 
+def test_a_connection_to_a_server_on_every_interface_knows_its_own_ends(make_host):
+    # a server on one address gives its connections its own address; one on
+    # every interface must ask each connection which of its addresses it is
+    host = make_host(bind_address=None)
+    host.execute("""
+    server = net.TcpServer.new()
+    assert(server:listen(0))
+    seen = {}
+    local function ends(c) return { c.local_address, c.local_port, c.remote_address, c.remote_port } end
+    server.new_connection_handler = function(s)
+        kept = s:next_pending_connection()
+        seen.accepted = ends(kept)
+        -- the peer closed: still connected here, so both ends still known
+        kept.error_handler = function(c) seen.closing = ends(c) end
+    end
+    """)
+    port = lua_int(host, "server.port")
+    client = wait_for(host, in_thread(connect, port))
+    mine = client.getsockname()[1]
+    run_until(host, lambda: host.eval("seen.accepted") is not None, "the connection")
+    client.close()
+    run_until(host, lambda: host.eval("seen.closing") is not None, "the peer's close")
+    for when in ("accepted", "closing"):
+        got = [host.eval(f"seen.{when}[{i}]") for i in (1, 2, 3, 4)]
+        assert got == [b"127.0.0.1", port, b"127.0.0.1", mine], when
+
+
 def test_attach_to_running_asyncio_loop():
     def client(port):
         with connect(port) as s:
