@@ -416,16 +416,22 @@ class Bridge:
         if obj is None:
             return
         self._owed.pop(obj, None)
-        sockets: List[TcpSocket] = [obj] if isinstance(obj, TcpSocket) else []
+        # A collected socket still sends what it was given (a graceful close):
+        # the host waits for it and counts it at close, as for any other.
+        if isinstance(obj, TcpSocket):
+            obj.release()
+            if not obj.finished:
+                self._flushing.add(obj)
+            return
         if isinstance(obj, TcpServer):
             sockets = obj.pending_and_handed_out()
             if obj.listening:
                 log.warning("a listening TcpServer (port %d) was garbage-collected; "
                             "keep a reference to it (e.g. in a global) to keep it serving", obj.port)
-        obj.release()
-        # A collected socket still sends what it was given (a graceful close):
-        # the host waits for it and counts it at close, as for any other.
-        self._flushing.update(s for s in sockets if not s.finished)
+            obj.release()
+            self._flushing.update(s for s in sockets if not s.finished)
+            return
+        obj.release()  # a Timer
 
     # ------------------------------------------------------------ events up
     def _lua_memory(self) -> int:

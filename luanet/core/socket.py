@@ -1133,6 +1133,11 @@ class TcpSocket(_Protocol):
             self._transport.close()
         elif (self.state is HOST_LOOKUP or self.state is CONNECTING) and self._dialing().pre_connect:
             self._dialing().close_pending = True  # written while connecting: deliver, then close
+        elif self.state is UNCONNECTED and self.finished:
+            # what abort() does here, without posting about_to_close to nobody
+            # (most collected sockets end here: closed before they were)
+            self._clear_read_buffer()
+            self.open_mode = 0
         elif self.state is not CLOSING:
             self.abort()
         self._forget()
