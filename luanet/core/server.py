@@ -16,7 +16,7 @@ import logging
 import os
 import socket as _socket
 from _socket import socket as _raw_socket  # socket.socket's C base
-from typing import Any, Coroutine, Deque, Final, List, Optional, Set, Tuple
+from typing import Any, Coroutine, Deque, Final, List, Optional, Set
 
 from .addresses import dual_stack_socket
 from .budget import MemoryBudget
@@ -35,9 +35,6 @@ ACCEPT_RETRY_FIRST: Final = 0.1
 ACCEPT_RETRY_MAX: Final = 5.0
 
 log = logging.getLogger("luanet")
-
-# listening on these is listening on every interface
-_ANY_ADDRESS: Final = frozenset({"0.0.0.0", "::"})
 
 # bound once: an enum member looked up on its class costs ~10x a global
 _NEW_CONNECTION: Final = Event.NEW_CONNECTION
@@ -62,7 +59,7 @@ class TcpServer:
                  "_lsock", "_watching", "_paused", "_max_pending", "_queue", "_wrapping",
                  "_handed_out", "_family", "error", "error_string", "_budget",
                  "accept_error_handled", "_retry", "_retry_delay", "_logged", "reuse_port",
-                 "_local_name", "__weakref__")
+                 "__weakref__")
 
     def __init__(self, events: EventQueue, listener: Optional[Listener] = None,
                  socket_listener: Optional[Listener] = None, bind_address: Optional[str] = None,
@@ -75,9 +72,6 @@ class TcpServer:
         self._loop = events.loop
         self._bind_address = bind_address
         self._lsock: Optional[_socket.socket] = None
-        # the local end of every connection it accepts, when it listens on
-        # one address (None on every interface: each connection's own)
-        self._local_name: Optional[Tuple[Any, ...]] = None
         self._family = int(_socket.AF_INET)
         self._watching = False
         self._paused = False
@@ -145,8 +139,6 @@ class TcpServer:
                 lsock.close()
             return self._fail(*classify(exc))
         self._lsock = lsock
-        name = lsock.getsockname()
-        self._local_name = None if name[0] in _ANY_ADDRESS else name
         self._family = int(lsock.family)
         self._paused = False
         self.error, self.error_string = None, ""
@@ -228,7 +220,7 @@ class TcpServer:
             try:
                 # _accept(): socket.accept() converts family, type and proto
                 # to enums on every connection
-                fd, peer = lsock._accept()  # type: ignore[attr-defined]
+                fd, _ = lsock._accept()  # type: ignore[attr-defined]
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -239,7 +231,7 @@ class TcpServer:
             if self._logged:  # accepting works again: back-off and log start afresh
                 self._logged = False
                 self._retry_delay = ACCEPT_RETRY_FIRST
-            self._wrap(fd, peer)
+            self._wrap(fd)
         self._update_watch()
 
     def _accept_failed(self, exc: OSError) -> None:
@@ -298,7 +290,7 @@ class TcpServer:
             raise
         return conn
 
-    def _wrap(self, fd: int, peer: Tuple[Any, ...]) -> None:
+    def _wrap(self, fd: int) -> None:
         loop = self._loop
         make_transport = self._events.make_socket_transport
         try:
@@ -306,7 +298,6 @@ class TcpServer:
         except OSError:
             return  # that connection is gone (its descriptor closed), not the server
         sock = TcpSocket(self._events, None, self._bind_address, self._budget)
-        sock.accepted_from(self._local_name, peer)
         sock.detach()
         sock.server = self  # its connection_made tells us (wrapped() below)
         self._wrapping += 1

@@ -442,6 +442,7 @@ class TcpSocket(_Protocol):
         # high=0: pause/resume_writing then tell exactly when the buffer drains,
         # which is when BYTES_WRITTEN can be reported.
         transport.set_write_buffer_limits(high=0)  # type: ignore[attr-defined]
+        self._local = self._remote = None  # the transport knows them now
         if self._pauses:
             transport.pause_reading()  # type: ignore[attr-defined]
         dial = self._dial
@@ -456,7 +457,6 @@ class TcpSocket(_Protocol):
             return
         dial.making = dial.attempt = None
         dial.connecting = False
-        self._local = self._remote = None  # the transport knows them now
         self._change("connected")
         pending, dial.pre_connect = dial.pre_connect or (), None
         for chunk in pending:
@@ -470,30 +470,19 @@ class TcpSocket(_Protocol):
             # connection see it connected, then it closes
             self._disconnect(at_once=False)
 
-    def accepted_from(self, local: Optional[Tuple[Any, ...]], remote: Tuple[Any, ...]) -> None:
-        """Called by the server that accepted this connection with its ends
-        as it knows them: ``remote`` from accept(), ``local`` its own
-        address, or None when it listens on every interface (the transport
-        is asked then, if a script asks)."""
-        self._local, self._remote = local, remote
-
     def _addresses(self) -> Tuple[Tuple[str, int], Tuple[str, int]]:
         """(local, remote) (host, port) pairs; ("", 0) for an end not known."""
-        if self._remote is None or self._local is None:
+        if self._remote is None:
             transport = self._transport
-            if transport is not None:
-                self._keep_addresses(transport)
-            elif self._remote is None:
+            if transport is None:
                 return self._address(self._local), _NO_ADDRESS
+            self._keep_addresses(transport)
         return self._address(self._local), self._address(self._remote)
 
     def _keep_addresses(self, transport: asyncio.BaseTransport) -> None:
-        # as the transport gives them (each a system call and a conversion on
-        # uvloop, so only the ones not known); converted when a script asks
-        if self._local is None:
-            self._local = transport.get_extra_info("sockname")
-        if self._remote is None:
-            self._remote = transport.get_extra_info("peername")
+        # as the transport gives them; converted only when a script asks
+        self._local = transport.get_extra_info("sockname")
+        self._remote = transport.get_extra_info("peername")
 
     @staticmethod
     def _address(name: object) -> Tuple[str, int]:
@@ -594,7 +583,7 @@ class TcpSocket(_Protocol):
     def _drop_transport(self, exc: Optional[BaseException]) -> None:
         """What the end of the transport means here, however it ended."""
         transport, self._transport = self._transport, None
-        if transport is not None and (self._remote is None or self._local is None):
+        if transport is not None and self._remote is None:
             self._keep_addresses(transport)  # handlers may ask until UNCONNECTED
         self._pauses = 0
         if self._budget is not None:
