@@ -123,7 +123,7 @@ class _Discard(_Protocol):
     """Given to a transport we aborted: whatever it still reports goes nowhere."""
 
 
-_DISCARD: Final = _Discard()
+_DISCARD: Final = _as_protocol(_Discard())
 
 
 class _Attempt(_Protocol):
@@ -140,7 +140,7 @@ class _Attempt(_Protocol):
         sock = self.sock
         dial = sock._dial
         if dial is None or dial.attempt is not self:
-            transport.set_protocol(_as_protocol(_DISCARD))
+            transport.set_protocol(_DISCARD)
             transport.abort()  # type: ignore[attr-defined]
             return
         transport.set_protocol(_as_protocol(sock))
@@ -278,6 +278,12 @@ class TcpSocket(_Protocol):
         self._written_total = self._written_reported = self._written_sent = 0
         self._written_posted = False
         self._closing_remote = False
+
+    def _close_device(self) -> None:
+        """The device closes (Qt's QIODevice::close()): about_to_close if it was open."""
+        if self.open_mode:
+            self.open_mode = 0
+            self._post(_ABOUT_TO_CLOSE)
 
     def _set_error(self, code: SocketError, text: str) -> None:
         self.error = code
@@ -637,9 +643,7 @@ class TcpSocket(_Protocol):
             return
         self._set_error(*classify(exc))
         self._emit(gen, self._sgen, _ERROR, int(self.error))  # type: ignore[arg-type]
-        if self.open_mode:  # as Qt: the device closes with the error
-            self.open_mode = 0
-            self._post(_ABOUT_TO_CLOSE)
+        self._close_device()  # as Qt: the device closes with the error
         self._events.post(self._finish_close, gen)
 
     def _finish_close(self, gen: int) -> None:
@@ -892,9 +896,8 @@ class TcpSocket(_Protocol):
         # The device stays open, as in Qt (close()/abort() after a failed
         # attempt still run about_to_close), unless writes were waiting: Qt
         # closes it then, as their flush fails.
-        if had_writes and self.open_mode:
-            self.open_mode = 0
-            self._post(Event.ABOUT_TO_CLOSE)
+        if had_writes:
+            self._close_device()
 
     def _stop_connecting(self) -> None:
         """End the attempt under way, if any; its descriptors are closed after
@@ -915,7 +918,7 @@ class TcpSocket(_Protocol):
         dial.attempt = None  # a transport still being made aborts itself
         making, dial.making = dial.making, None
         if making is not None:
-            making.set_protocol(_as_protocol(_DISCARD))
+            making.set_protocol(_DISCARD)
             making.abort()  # type: ignore[attr-defined]
 
     def _drop_pre_connect(self) -> None:
@@ -1051,7 +1054,7 @@ class TcpSocket(_Protocol):
                 # from its loop: CLOSING until then, and a connect() right
                 # after is refused with OPERATION_ERROR.
                 self._drop_transport(None)
-                transport.set_protocol(_as_protocol(_DISCARD))
+                transport.set_protocol(_DISCARD)
                 transport.close()
                 self._end_close(new_connection=False)
             elif transport is not None:
@@ -1066,9 +1069,7 @@ class TcpSocket(_Protocol):
 
     def close(self) -> None:
         """about_to_close (if open), then a graceful disconnect; buffered input is dropped."""
-        if self.open_mode:
-            self._post(Event.ABOUT_TO_CLOSE)
-        self.open_mode = 0
+        self._close_device()
         self._rslow = True  # bytes still arriving while it closes are not kept
         self._clear_read_buffer()
         self.disconnect()
@@ -1084,16 +1085,14 @@ class TcpSocket(_Protocol):
             # called; abort() ends nothing, it only drops unread bytes and
             # closes the device.
             self._clear_read_buffer()
-            if self.open_mode:
-                self.open_mode = 0
-                self._post(Event.ABOUT_TO_CLOSE)
+            self._close_device()
             return
         seen = self._seen
         self._new_connection()
         self._sgen += 1
         transport, self._transport = self._transport, None
         if transport is not None:
-            transport.set_protocol(_as_protocol(_DISCARD))
+            transport.set_protocol(_DISCARD)
             transport.abort()
         self._stop_connecting()
         self._close_bound()
@@ -1106,9 +1105,7 @@ class TcpSocket(_Protocol):
         self._early_end = None
         if self._budget is not None:
             self._budget.unpark(self)
-        if self.open_mode:
-            self.open_mode = 0
-            self._post(Event.ABOUT_TO_CLOSE)  # abort() closes the device, as Qt
+        self._close_device()  # abort() closes the device, as Qt
         if was is not UNCONNECTED:
             self._change("abort" if seen or (was is not CONNECTED and was is not CLOSING)
                          else "cancel")
@@ -1123,8 +1120,8 @@ class TcpSocket(_Protocol):
         elif (self.state is HOST_LOOKUP or self.state is CONNECTING) and self._dialing().pre_connect:
             self._dialing().close_pending = True  # written while connecting: deliver, then close
         elif self.state is UNCONNECTED and self.finished:
-            # what abort() does here, without posting about_to_close to nobody
-            # (most collected sockets end here: closed before they were)
+            # what abort() does here, but _close_device()'s about_to_close
+            # would reach nobody (most collected sockets end here)
             self._clear_read_buffer()
             self.open_mode = 0
         elif self.state is not CLOSING:
