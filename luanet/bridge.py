@@ -418,11 +418,6 @@ class Bridge:
         self._owed.pop(obj, None)
         # A collected socket still sends what it was given (a graceful close):
         # the host waits for it and counts it at close, as for any other.
-        if isinstance(obj, TcpSocket):
-            obj.release()
-            if not obj.finished:
-                self._flushing.add(obj)
-            return
         if isinstance(obj, TcpServer):
             sockets = obj.pending_and_handed_out()
             if obj.listening:
@@ -430,8 +425,10 @@ class Bridge:
                             "keep a reference to it (e.g. in a global) to keep it serving", obj.port)
             obj.release()
             self._flushing.update(s for s in sockets if not s.finished)
-            return
-        obj.release()  # a Timer
+        else:
+            obj.release()
+            if isinstance(obj, TcpSocket) and not obj.finished:
+                self._flushing.add(obj)
 
     # ------------------------------------------------------------ events up
     def _lua_memory(self) -> int:
