@@ -27,6 +27,8 @@ import pytest
 from luanet import LuaHost, _compiled
 
 SAFETY = 10.0
+ALL_LUAS = ["5.1", "5.2", "5.3", "5.4", "5.5", "luajit"]
+GC_LUAS = ["5.4", "5.1", "luajit"]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -39,8 +41,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "source" in item.keywords:
             item.add_marker(skip)
-ALL_LUAS = ["5.1", "5.2", "5.3", "5.4", "5.5", "luajit"]
-GC_LUAS = ["5.4", "5.1", "luajit"]
+
 
 # The README scenario, written only from the docs: listen(0), a
 # new_connection_handler that takes the connection and echoes in its
