@@ -213,36 +213,38 @@ class TcpSocket(_Protocol):
         # list per socket), or a list of them
         self._rchunks: Optional[bytes | List[bytes]] = None
         self._rlen = 0
-        self._read_posted = False
         self._pauses = 0  # _AHEAD | _BUDGET | _OWNER
         self._read_buffer_size = 0
         self._read_limit = READ_AHEAD_LIMIT
         # Only a budget with a limit is charged: unlimited hosts pay nothing.
         self._budget = budget if budget is not None and budget.limit is not None else None
-        # data_received takes the slow path: bytes to charge, or not to keep
-        self._rslow = self._budget is not None
         self._wheld = 0  # written bytes charged to the budget, not known sent yet
-        self._wpaused = False  # the transport holds unsent bytes (pause_writing)
-        # Accepted sockets wait in the server's queue "detached": events about
-        # them are held back until the script takes them (see attach()).
-        self._attached = True
         self._early_end: Optional[BaseException | bool] = None
-        self._closing_remote = False
         self._written_total = 0     # bytes given to the transport, this connection
         self._written_reported = 0  # of those, reported through BYTES_WRITTEN
         self._written_sent = 0      # of those, known to have left the transport
-        self._written_posted = False
-        self.notify_bytes_written = False
         self._wturn = -1  # the turn (EventQueue.turn) of the last write
         self._gen = 0  # the connection; steps posted under another value are stale
         self._sgen = 0  # abort()s: STATE_CHANGED posted before is stale
-        self._seen = False  # the owner got CONNECTED (or took an accepted connection)
         self._dial: Optional[_Dial] = None  # connect()/bind() state, made by them
         # Socket names as the OS gives them (converted when a script asks);
         # for a connection, read from the transport only when first needed:
         # most connections never are asked, and each saves the memory.
         self._local: Optional[Tuple[Any, ...]] = None
         self._remote: Optional[Tuple[Any, ...]] = None
+        # The flags, together: compiled, fields are laid out in the order
+        # they are first assigned, and adjacent flags share one 8-byte slot.
+        self._read_posted = False
+        # data_received takes the slow path: bytes to charge, or not to keep
+        self._rslow = self._budget is not None
+        self._wpaused = False  # the transport holds unsent bytes (pause_writing)
+        # Accepted sockets wait in the server's queue "detached": events about
+        # them are held back until the script takes them (see attach()).
+        self._attached = True
+        self._closing_remote = False
+        self._written_posted = False
+        self.notify_bytes_written = False
+        self._seen = False  # the owner got CONNECTED (or took an accepted connection)
         self.server: Any = None  # the TcpServer that handed this socket out, if any
 
     # ------------------------------------------------------------------ events
