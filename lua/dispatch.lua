@@ -121,6 +121,9 @@ local function on_error(err)
   return text
 end
 
+--- Called when a nested dispatch ends (net.lua sets it).
+function dispatch.after_nested() end
+
 local function run(...)
   local outer, outer_n, outer_i, outer_serial = batch, batch_n, next_i, objects.serial
   local outer_data, outer_at = current.data, current.at
@@ -140,6 +143,10 @@ local function run(...)
   end
   batch, batch_n, next_i = outer, outer_n, outer_i
   objects.serial = outer_serial
+  if objects.queued > 0 then objects.flush_released() end
+  -- a dispatch inside a handler means the loop ran under it: what the outer
+  -- batch learnt from Python may be stale
+  if outer_serial ~= 0 then dispatch.after_nested() end
   current.data, current.at = outer_data, outer_at
 end
 dispatch.run = run

@@ -198,10 +198,31 @@ method_with_async(TcpServer, "listen", { "integer" }, function(_, rec, port)
 end)
 method(TcpServer, "pause_accepting", {}, function(_, rec) native.pause(rec.id) end)
 method(TcpServer, "resume_accepting", {}, function(_, rec) native.resume(rec.id) end)
-method(TcpServer, "close", {}, function(_, rec) native.server_close(rec.id) end)
+method(TcpServer, "close", {}, function(_, rec)
+  rec.known_in = nil  -- the queue is emptied
+  native.server_close(rec.id)
+end)
+
+-- has_pending_connections without a trip to Python where the answer is
+-- known: next_pending_connection() says whether more wait, and the queue
+-- grows only while the event loop runs, which it does not during a batch's
+-- dispatch (objects.serial: 0 outside one). So the documented loop (`while
+-- s.has_pending_connections do`) crosses once per batch, not twice per
+-- connection. Top-level code, which runs between runs of the loop, always
+-- asks Python.
+local read_has_pending = TcpServer.getters.has_pending_connections
+TcpServer.getters.has_pending_connections = function(rec)
+  local serial = objects.serial
+  if serial ~= 0 and rec.known_in == serial then return rec.more end
+  return read_has_pending(rec)
+end
+dispatch.after_nested = function()
+  for server in pairs(servers) do raw_metatable(server).known_in = nil end
+end
 
 local function take_pending(_, rec)
-  local sid, data = native.next_pending(rec.id)
+  local sid, data, more = native.next_pending(rec.id)
+  rec.more, rec.known_in = more or false, objects.serial
   if not sid then return nil end
   local sock = wrap_socket(sid, data)
   rec.children[sock] = true -- the server keeps its sockets alive (not the reverse)

@@ -33,13 +33,38 @@ objects.registry = registry
 local host_open = true
 function objects.shutdown() host_open = false end
 
+-- Finalisers mostly run inside a dispatch (handlers allocate): those queue
+-- their ids, and the dispatch hands them to Python together when it ends
+-- (objects.flush_released), one crossing for many.
+objects.queued = 0  -- ids queued for release
+local released = {}
+local RELEASE_CALL = 100  -- ids per call: well inside every version's C stack
+
 local function release(id)
-  if host_open then native.release(id) end
+  if not host_open then return end
+  if objects.serial ~= 0 then  -- inside a dispatch
+    local n = objects.queued + 1
+    objects.queued = n
+    released[n] = id
+  else
+    native.release(id)
+  end
 end
 
--- The serial of the batch being dispatched (dispatch.lua sets it). An object
--- whose connection ended, or whose timer restarted, while a batch runs is
--- "cut": the rest of that batch's events for it belong to what ended.
+function objects.flush_released()
+  while objects.queued > 0 and host_open do
+    local ids, n = released, objects.queued
+    released, objects.queued = {}, 0  -- a finaliser run meanwhile queues anew
+    for i = 1, n, RELEASE_CALL do
+      native.release(unpack(ids, i, i + RELEASE_CALL - 1 < n and i + RELEASE_CALL - 1 or n))
+    end
+  end
+end
+
+-- The serial of the batch being dispatched (dispatch.lua sets it; 0 outside
+-- a dispatch). An object whose connection ended, or whose timer restarted,
+-- while a batch runs is "cut": the rest of that batch's events for it belong
+-- to what ended.
 objects.serial = 0
 function objects.cut(rec) rec.cut = objects.serial end
 

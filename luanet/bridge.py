@@ -366,7 +366,11 @@ class Bridge:
         return self._register(Timer(self._events))
 
     def _next_pending(self, oid: int) -> Any:
-        sock = self._objects[oid].next_pending_connection()
+        """The id of the next queued connection, the bytes already received
+        on it, and whether more wait (Lua keeps that answer until the loop
+        runs again; see net.lua)."""
+        server = self._objects[oid]
+        sock = server.next_pending_connection()
         if sock is None:
             return None
         sid = self._register(sock)
@@ -374,7 +378,7 @@ class Bridge:
         # core announces them too (READY_READ with b=True, before a close that
         # came after them), so a handler the script sets right after taking
         # the socket still hears of them.
-        return sid, self._take_data(sid, sock)
+        return sid, self._take_data(sid, sock), server.has_pending_connections
 
     def _getter(self, class_name: bytes, name: bytes) -> Callable[[int], Any]:
         """A reader of one property, made once when the class is defined: a
@@ -409,8 +413,12 @@ class Bridge:
         else:
             sock.resume_for_owner()
 
-    def _release(self, oid: int) -> None:
-        """The Lua object was collected (its finaliser calls this)."""
+    def _release(self, *oids: int) -> None:
+        """These Lua objects were collected (finalisers queue their ids)."""
+        for oid in oids:
+            self._release_one(oid)
+
+    def _release_one(self, oid: int) -> None:
         obj = self._objects.pop(oid, None)
         self._wanted.pop(oid, None)
         if obj is None:

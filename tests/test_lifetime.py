@@ -174,6 +174,31 @@ def test_a_collected_socket_still_delivers_what_it_was_given(make_host, lua):
         run_until(host, lambda: not host.active, "the flush to end")
 
 
+@pytest.mark.parametrize("lua", GC_LUAS)
+def test_a_socket_collected_inside_a_handler_is_closed(make_host, lua):
+    """Finalisers that run during a dispatch hand their ids to Python when
+    the dispatch ends: the collected socket is closed then, not left open."""
+    host = make_host(lua=lua)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    with listener:
+        host.execute("""
+            local port = ...
+            luanet.after(0, function()
+              local s = net.TcpSocket.new()
+              s:connect("127.0.0.1", port)
+            end)
+        """.replace("local port = ...", f"local port = {listener.getsockname()[1]}"))
+        listener.settimeout(SAFETY)
+        accepted = in_thread(listener.accept)
+        peer, _ = wait_for(host, accepted)
+        with peer:
+            host.execute("luanet.after(0, function() collectgarbage(); collectgarbage() end)")
+            assert wait_for(host, in_thread(recv_until_eof, peer)) == b""
+        run_until(host, lambda: not host.active, "the host to hold nothing open")
+
+
 def test_close_counts_what_a_collected_socket_could_not_send(make_host):
     host = make_host()
     listener = socket.socket()

@@ -378,6 +378,57 @@ def test_close_on_a_server_that_never_listened(host):
     assert lua_int(host, "s.port") == 0
 
 
+def test_has_pending_connections_in_handlers_sees_each_new_connection(host):
+    # Lua keeps what next_pending_connection() said of the queue for the rest
+    # of that dispatch; a connection that arrives after it must still show in
+    # the next handler that asks (here a polling timer, with no
+    # new_connection_handler to announce it).
+    host.execute("""
+        server = net.TcpServer.new()
+        assert(server:listen(0))
+        taken, after_drain = {}, {}
+        poll = luanet.every(0.02, function()
+          while server.has_pending_connections do
+            taken[#taken + 1] = assert(server:next_pending_connection())
+          end
+          after_drain[#after_drain + 1] = server.has_pending_connections
+        end)
+    """)
+    port = lua_int(host, "server.port")
+    clients = []
+    try:
+        for n in (1, 2, 3):
+            clients.append(wait_for(host, in_thread(connect, port)))
+            run_until(host, lambda n=n: lua_int(host, "#taken") == n, f"connection {n} taken by the timer")
+        assert host.eval("server.has_pending_connections") is False
+        assert host.eval("after_drain[1] == false and after_drain[#after_drain] == false") is True
+    finally:
+        host.execute("poll:stop()")
+        for c in clients:
+            c.close()
+
+
+def test_has_pending_connections_at_top_level_after_the_loop_ran(host):
+    # The same question from top-level code, between runs of the loop in
+    # which no handler ran: always Python's answer.
+    host.execute("""
+        server = net.TcpServer.new()
+        assert(server:listen(0))
+        function take() return server:next_pending_connection() end
+    """)
+    port = lua_int(host, "server.port")
+    clients = []
+    try:
+        for _ in range(2):
+            assert host.eval("server.has_pending_connections") is False
+            clients.append(wait_for(host, in_thread(connect, port)))
+            run_until(host, lambda: host.eval("server.has_pending_connections"), "a queued connection")
+            assert host.eval("take() ~= nil and take() == nil") is True
+    finally:
+        for c in clients:
+            c.close()
+
+
 def test_tostring_server(host):
     host.execute("s = net.TcpServer.new()")
     text = host.eval("tostring(s)")
