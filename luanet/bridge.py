@@ -268,15 +268,16 @@ class Bridge:
         def get(oid: int) -> Any:
             return objects.get(oid, _RELEASED)
 
+        # (isinstance, not a None test: compiled, the write is then a direct call)
         def write(oid: int, data: bytes) -> int:
-            obj = objects.get(oid)
-            return -1 if obj is None else obj.write(data)
+            sock = objects.get(oid)
+            return sock.write(data) if isinstance(sock, TcpSocket) else -1
 
         def write_at(oid: int, at: int) -> int:
             # write_string of the bytes a ready_read_handler was handed
             # (dispatch.lua checked they are equal): the batch's own object
-            obj = objects.get(oid)
-            return -1 if obj is None else obj.write(self._delivering[at - 1])
+            sock = objects.get(oid)
+            return sock.write(self._delivering[at - 1]) if isinstance(sock, TcpSocket) else -1
 
         return {
             "server_new": self._guard(self._server_new),
@@ -369,7 +370,9 @@ class Bridge:
         """The id of the next queued connection, the bytes already received
         on it, and whether more wait (Lua keeps that answer until the loop
         runs again; see net.lua)."""
-        server = self._objects[oid]
+        server = self._objects.get(oid)
+        if not isinstance(server, TcpServer):
+            return None  # released
         sock = server.next_pending_connection()
         if sock is None:
             return None
@@ -419,14 +422,24 @@ class Bridge:
             self._release_one(oid)
 
     def _release_one(self, oid: int) -> None:
-        obj = self._objects.pop(oid, None)
-        self._wanted.pop(oid, None)
+        # (membership tests before deleting, and isinstance before each call:
+        # compiled, those are direct C calls where dict.pop and a method of
+        # an object of unknown type are looked up by name)
+        obj = self._objects.get(oid)
+        if oid in self._wanted:
+            del self._wanted[oid]
         if obj is None:
             return
-        self._owed.pop(obj, None)
+        del self._objects[oid]
         # A collected socket still sends what it was given (a graceful close):
         # the host waits for it and counts it at close, as for any other.
-        if isinstance(obj, TcpServer):
+        if isinstance(obj, TcpSocket):
+            if obj in self._owed:
+                del self._owed[obj]
+            obj.release()
+            if not obj.finished:
+                self._flushing.add(obj)
+        elif isinstance(obj, TcpServer):
             sockets = obj.pending_and_handed_out()
             if obj.listening:
                 log.warning("a listening TcpServer (port %d) was garbage-collected; "
@@ -435,8 +448,6 @@ class Bridge:
             self._flushing.update(s for s in sockets if not s.finished)
         else:
             obj.release()
-            if isinstance(obj, TcpSocket) and not obj.finished:
-                self._flushing.add(obj)
 
     # ------------------------------------------------------------ events up
     def _lua_memory(self) -> int:
@@ -475,7 +486,8 @@ class Bridge:
         if event == _READY_READ:
             # the bytes travel with the event (without a budget all of them:
             # nothing to weigh, nothing owed)
-            a = obj.read_pieces() if self.max_memory is None else self._take_data(oid, obj)
+            sock = cast(TcpSocket, obj)  # compiled: checked, then called directly
+            a = sock.read_pieces() if self.max_memory is None else self._take_data(oid, sock)
             if a.__class__ is list:
                 # several pieces arrived: one event each, as received (a
                 # join would copy every byte of a bulk stream once more)
