@@ -121,33 +121,40 @@ local function on_error(err)
   return text
 end
 
---- Called when a nested dispatch ends (net.lua sets it).
+--- Called when a nested dispatch ends (net.lua sets it). None can happen
+--- today, since no handler can run the event loop; this keeps what Lua
+--- caches per dispatch exact if one ever does.
 function dispatch.after_nested() end
 
+local OOM = "not enough memory"
+
+local function report(err)
+  -- Lua 5.1 and LuaJIT collect no garbage when an allocation fails: the
+  -- handler's garbage must go before the report can be written.
+  if err == OOM then collectgarbage("collect") end
+  native.report_error(running_name and format("in %s: %s", running_name, err) or err)
+end
+
 local function run(...)
+  local items = { ... }  -- (may fail for memory: nothing has changed yet)
   local outer, outer_n, outer_i, outer_serial = batch, batch_n, next_i, objects.serial
   local outer_data, outer_at = current.data, current.at
   batches = batches + 1
   objects.serial = batches
-  batch, batch_n, next_i = { ... }, select("#", ...), 1
+  batch, batch_n, next_i = items, select("#", ...), 1
   while next_i <= batch_n do
     running_name = nil
     local ok, err = xpcall(deliver_rest, on_error)
     if timed then stop_clock() end
-    if not ok then
-      -- Lua 5.1 and LuaJIT collect no garbage when an allocation fails: the
-      -- handler's garbage must go before the report can be written.
-      if err == "not enough memory" then collectgarbage("collect") end
-      native.report_error(running_name and format("in %s: %s", running_name, err) or err)
-    end
+    -- nothing between here and the restore below may raise: a report that
+    -- cannot be written says only that memory ran out
+    if not ok and not pcall(report, err) then pcall(native.report_error, OOM) end
   end
   batch, batch_n, next_i = outer, outer_n, outer_i
   objects.serial = outer_serial
-  if objects.queued > 0 then objects.flush_released() end
-  -- a dispatch inside a handler means the loop ran under it: what the outer
-  -- batch learnt from Python may be stale
-  if outer_serial ~= 0 then dispatch.after_nested() end
   current.data, current.at = outer_data, outer_at
+  if outer_serial ~= 0 then dispatch.after_nested() end
+  if objects.queued > 0 then objects.flush_released() end
 end
 dispatch.run = run
 

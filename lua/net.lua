@@ -206,10 +206,10 @@ end)
 -- has_pending_connections without a trip to Python where the answer is
 -- known: next_pending_connection() says whether more wait, and the queue
 -- grows only while the event loop runs, which it does not during a batch's
--- dispatch (objects.serial: 0 outside one). So the documented loop (`while
--- s.has_pending_connections do`) crosses once per batch, not twice per
--- connection. Top-level code, which runs between runs of the loop, always
--- asks Python.
+-- dispatch (objects.serial: 0 outside one; dispatch.lua restores it however
+-- the batch ends). So the documented loop (`while s.has_pending_connections
+-- do`) crosses once per batch, not twice per connection. Top-level code,
+-- which runs between runs of the loop, always asks Python.
 local read_has_pending = TcpServer.getters.has_pending_connections
 TcpServer.getters.has_pending_connections = function(rec)
   local serial = objects.serial
@@ -221,6 +221,7 @@ dispatch.after_nested = function()
 end
 
 local function take_pending(_, rec)
+  rec.known_in = nil  -- (the time limit may stop a handler between the two)
   local sid, data, more = native.next_pending(rec.id)
   rec.more, rec.known_in = more or false, objects.serial
   if not sid then return nil end

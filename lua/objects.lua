@@ -35,30 +35,44 @@ function objects.shutdown() host_open = false end
 
 -- Finalisers mostly run inside a dispatch (handlers allocate): those queue
 -- their ids, and the dispatch hands them to Python together when it ends
--- (objects.flush_released), one crossing for many.
-objects.queued = 0  -- ids queued for release
-local released = {}
+-- (objects.flush_released), one crossing for many. released[1..queued]
+-- are the ids; Python has had those up to `handed`.
+objects.queued = 0
+local released, handed = {}, 0
+-- Slots up to `filled` exist (the table is reused, never emptied), so
+-- storing there cannot fail; a new slot may, for memory.
+local filled = 0
 local RELEASE_CALL = 100  -- ids per call: well inside every version's C stack
+
+local function grow(n, id)
+  released[n] = id
+  filled = n
+end
 
 local function release(id)
   if not host_open then return end
-  if objects.serial ~= 0 then  -- inside a dispatch
+  if objects.serial ~= 0 then  -- inside a dispatch: queued
     local n = objects.queued + 1
-    objects.queued = n
-    released[n] = id
-  else
-    native.release(id)
+    if n <= filled then
+      released[n] = id
+      objects.queued = n
+      return
+    elseif pcall(grow, n, id) then
+      objects.queued = n
+      return
+    end
   end
+  native.release(id)  -- outside a dispatch, or the queue could not grow
 end
 
 function objects.flush_released()
-  while objects.queued > 0 and host_open do
-    local ids, n = released, objects.queued
-    released, objects.queued = {}, 0  -- a finaliser run meanwhile queues anew
-    for i = 1, n, RELEASE_CALL do
-      native.release(unpack(ids, i, i + RELEASE_CALL - 1 < n and i + RELEASE_CALL - 1 or n))
-    end
+  while handed < objects.queued and host_open do
+    local first, n = handed + 1, objects.queued
+    local last = n - first < RELEASE_CALL and n or first + RELEASE_CALL - 1
+    native.release(unpack(released, first, last))
+    handed = last  -- only once Python has them: an error here loses none
   end
+  if handed >= objects.queued then handed, objects.queued = 0, 0 end
 end
 
 -- The serial of the batch being dispatched (dispatch.lua sets it; 0 outside
@@ -167,7 +181,14 @@ function objects.define_class(spec, handler_hook)
   end
 
   if not newproxy then  -- Lua 5.2+: one shared finaliser, nothing per object
-    function class.gc(obj) release(raw_metatable(obj).id) end
+    function class.gc(obj)
+      -- a weak-keyed table can still reach the object after this (5.2+):
+      -- from now on it answers as released, before Python has the id
+      local rec = raw_metatable(obj)
+      local id = rec.id
+      rec.id = 0
+      release(id)
+    end
   end
   return class
 end

@@ -368,8 +368,8 @@ class Bridge:
 
     def _next_pending(self, oid: int) -> Any:
         """The id of the next queued connection, the bytes already received
-        on it, and whether more wait (Lua keeps that answer until the loop
-        runs again; see net.lua)."""
+        on it, and whether more wait (Lua keeps that answer for the rest of
+        the dispatch; see net.lua)."""
         server = self._objects.get(oid)
         if not isinstance(server, TcpServer):
             return None  # released
@@ -397,6 +397,8 @@ class Bridge:
         return self._guard(lambda oid, value: write(self._objects.get(oid, _RELEASED), value))
 
     def _want(self, oid: int, event: int, on: bool) -> None:
+        if oid not in self._objects:
+            return  # released: no entry that nothing would remove
         if event not in _ALWAYS:  # those cross anyway: no entry (and no int) per socket
             bit = 1 << int(event)
             mask = self._wanted.get(oid, 0)
@@ -416,10 +418,14 @@ class Bridge:
         else:
             sock.resume_for_owner()
 
-    def _release(self, *oids: int) -> None:
-        """These Lua objects were collected (finalisers queue their ids)."""
+    def _release(self, *oids: Any) -> None:
+        """These Lua objects were collected (finalisers queue their ids).
+        Each on its own: a failure with one must not keep the rest open."""
         for oid in oids:
-            self._release_one(oid)
+            try:
+                self._release_one(int(oid))
+            except Exception:
+                log.exception("internal error releasing object %r", oid)
 
     def _release_one(self, oid: int) -> None:
         # (membership tests before deleting, and isinstance before each call:
@@ -519,7 +525,8 @@ class Bridge:
             parts: Iterable[List[Any]] = (batch,) if len(batch) <= step else [
                 batch[start:start + step] for start in range(0, len(batch), step)]
             for part in parts:
-                outer, self._delivering = self._delivering, part  # a handler may run a nested batch
+                # (saved and restored: defensive, as no handler can run the loop)
+                outer, self._delivering = self._delivering, part
                 try:
                     self._dispatch(*part)
                 except self.LuaError as exc:  # e.g. out of memory between two handlers
@@ -536,10 +543,12 @@ class Bridge:
         if self._lua_memory() > cast(int, self.max_memory) * 3 // 4:  # only called with a limit
             self.runtime.gccollect()
         for sock in list(self._owed):
+            # (pop, not del: a collection in an earlier pass may have
+            # released the socket, and dropped it from _owed)
             if sock.listener is None or not sock.bytes_available:
-                del self._owed[sock]
+                self._owed.pop(sock, None)
             elif self._lua_room() > 0:
-                del self._owed[sock]
+                self._owed.pop(sock, None)
                 self._on_event(sock, _READY_READ, None, None)
         self.budget.poll()
         if self._batch:

@@ -199,6 +199,37 @@ def test_a_socket_collected_inside_a_handler_is_closed(make_host, lua):
         run_until(host, lambda: not host.active, "the host to hold nothing open")
 
 
+def test_a_finalised_socket_reached_through_a_weak_table_answers_as_released(make_host):
+    """Lua 5.4 keeps a finalised object as a weak table's key until the next
+    collection: reached that way inside the same handler (its release still
+    queued), it answers as released, as it would once Python has its id."""
+    host = make_host(lua="5.4")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    with listener:
+        host.execute("""
+            local port = ...
+            weak = setmetatable({}, { __mode = "k" })
+            luanet.after(0, function()
+              do
+                local s = net.TcpSocket.new()
+                s:connect("127.0.0.1", port)
+                weak[s] = true
+              end
+              collectgarbage()  -- one cycle: finalised, still a key of weak
+              local s = next(weak)
+              local ok, why = s:connect("127.0.0.1", port)
+              seen = { state = s.state, ok = ok, why = why }
+            end)
+        """.replace("local port = ...", f"local port = {listener.getsockname()[1]}"))
+        run_until(host, lambda: host.eval("seen ~= nil"), "the handler")
+        assert lua_int(host, "seen.state") == 0
+        assert host.eval("seen.ok") is False
+        assert host.eval("seen.why") == b"The object was released"
+        run_until(host, lambda: not host.active, "the host to hold nothing open")
+
+
 def test_close_counts_what_a_collected_socket_could_not_send(make_host):
     host = make_host()
     listener = socket.socket()

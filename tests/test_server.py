@@ -408,6 +408,69 @@ def test_has_pending_connections_in_handlers_sees_each_new_connection(host):
             c.close()
 
 
+def test_one_handler_takes_every_queued_connection(host):
+    # Three connections wait before the handler runs: the documented loop
+    # takes all three in that one run (next_pending_connection() says each
+    # time that more wait), and then the queue reads empty.
+    host.execute("""
+        server = net.TcpServer.new()
+        assert(server:listen(0))
+        runs = {}
+    """)
+    port = lua_int(host, "server.port")
+    clients = [wait_for(host, in_thread(connect, port)) for _ in range(3)]
+    try:
+        run_until(host, lambda: host.eval("server.has_pending_connections"), "queued connections")
+        host.run_for(0.3)  # all three accepted into the queue
+        host.execute("""
+            luanet.after(0, function()
+              local taken = 0
+              while server.has_pending_connections do
+                assert(server:next_pending_connection())
+                taken = taken + 1
+              end
+              runs[#runs + 1] = { taken = taken, after = server.has_pending_connections,
+                                  next = server:next_pending_connection() }
+            end)
+        """)
+        run_until(host, lambda: lua_int(host, "#runs") == 1, "the timer")
+        assert lua_int(host, "runs[1].taken") == 3
+        assert host.eval("runs[1].after == false and runs[1].next == nil") is True
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_close_in_a_handler_empties_the_queue_at_once(host):
+    # A take that said "more wait", then close(): the rest of the same
+    # handler sees an empty queue.
+    host.execute("""
+        server = net.TcpServer.new()
+        assert(server:listen(0))
+        seen = nil
+    """)
+    port = lua_int(host, "server.port")
+    clients = [wait_for(host, in_thread(connect, port)) for _ in range(2)]
+    try:
+        run_until(host, lambda: host.eval("server.has_pending_connections"), "queued connections")
+        host.run_for(0.3)
+        host.execute("""
+            luanet.after(0, function()
+              local first = server:next_pending_connection()
+              local before = server.has_pending_connections
+              server:close()
+              seen = { first = first ~= nil, before = before, after = server.has_pending_connections,
+                       next = server:next_pending_connection() }
+            end)
+        """)
+        run_until(host, lambda: host.eval("seen ~= nil"), "the timer")
+        assert host.eval("seen.first and seen.before") is True
+        assert host.eval("seen.after == false and seen.next == nil") is True
+    finally:
+        for c in clients:
+            c.close()
+
+
 def test_has_pending_connections_at_top_level_after_the_loop_ran(host):
     # The same question from top-level code, between runs of the loop in
     # which no handler ran: always Python's answer.
