@@ -37,6 +37,14 @@ assert(server:listen(0))
 COLLECT = "collectgarbage('collect'); collectgarbage('collect')"
 
 
+def plain_listener() -> socket.socket:
+    """A Python listening socket on 127.0.0.1 for a script's client to reach."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    return listener
+
+
 def _echo_on(s, payload):
     s.sendall(payload)
     return recv_exact(s, len(payload))
@@ -146,9 +154,7 @@ def test_a_collected_socket_still_delivers_what_it_was_given(make_host, lua):
     bytes still go out, the host counts as active until they have, and a
     close() that cannot wait for them says how many were discarded."""
     host = make_host(lua=lua)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
+    listener = plain_listener()
     n = 4 << 20
     with listener:
         host.execute("""
@@ -179,9 +185,7 @@ def test_a_socket_collected_inside_a_handler_is_closed(make_host, lua):
     """Finalisers that run during a dispatch hand their ids to Python when
     the dispatch ends: the collected socket is closed then, not left open."""
     host = make_host(lua=lua)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
+    listener = plain_listener()
     with listener:
         host.execute("""
             local port = ...
@@ -204,9 +208,7 @@ def test_a_finalised_socket_reached_through_a_weak_table_answers_as_released(mak
     collection: reached that way inside the same handler (its release still
     queued), it answers as released, as it would once Python has its id."""
     host = make_host(lua="5.4")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
+    listener = plain_listener()
     with listener:
         host.execute("""
             local port = ...
@@ -232,9 +234,7 @@ def test_a_finalised_socket_reached_through_a_weak_table_answers_as_released(mak
 
 def test_close_counts_what_a_collected_socket_could_not_send(make_host):
     host = make_host()
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
+    listener = plain_listener()
     with listener:
         host.execute(f"""
             do

@@ -408,20 +408,24 @@ def test_has_pending_connections_in_handlers_sees_each_new_connection(host):
             c.close()
 
 
+def queue_connections(host, n):
+    """A listening `server` (no handler) with ``n`` clients accepted into
+    its queue; returns the clients."""
+    host.execute("server = net.TcpServer.new(); assert(server:listen(0))")
+    port = lua_int(host, "server.port")
+    clients = [wait_for(host, in_thread(connect, port)) for _ in range(n)]
+    run_until(host, lambda: host.eval("server.has_pending_connections"), "queued connections")
+    host.run_for(0.3)  # the rest accepted into the queue too
+    return clients
+
+
 def test_one_handler_takes_every_queued_connection(host):
     # Three connections wait before the handler runs: the documented loop
     # takes all three in that one run (next_pending_connection() says each
     # time that more wait), and then the queue reads empty.
-    host.execute("""
-        server = net.TcpServer.new()
-        assert(server:listen(0))
-        runs = {}
-    """)
-    port = lua_int(host, "server.port")
-    clients = [wait_for(host, in_thread(connect, port)) for _ in range(3)]
+    host.execute("runs = {}")
+    clients = queue_connections(host, 3)
     try:
-        run_until(host, lambda: host.eval("server.has_pending_connections"), "queued connections")
-        host.run_for(0.3)  # all three accepted into the queue
         host.execute("""
             luanet.after(0, function()
               local taken = 0
@@ -444,16 +448,8 @@ def test_one_handler_takes_every_queued_connection(host):
 def test_close_in_a_handler_empties_the_queue_at_once(host):
     # A take that said "more wait", then close(): the rest of the same
     # handler sees an empty queue.
-    host.execute("""
-        server = net.TcpServer.new()
-        assert(server:listen(0))
-        seen = nil
-    """)
-    port = lua_int(host, "server.port")
-    clients = [wait_for(host, in_thread(connect, port)) for _ in range(2)]
+    clients = queue_connections(host, 2)
     try:
-        run_until(host, lambda: host.eval("server.has_pending_connections"), "queued connections")
-        host.run_for(0.3)
         host.execute("""
             luanet.after(0, function()
               local first = server:next_pending_connection()
