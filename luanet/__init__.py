@@ -12,5 +12,7 @@ _compiled.choose()  # before anything imports the modules it may compile
 
 from .host import LuaError, LuaHost, new_event_loop  # noqa: E402
 
+_compiled.restore_class_docs()  # the host imported every compiled module
+
 __all__ = ["LuaHost", "LuaError", "new_event_loop"]
 __version__ = "0.1.0"

@@ -18,6 +18,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
+import re
 import sys
 import warnings
 from typing import Dict, Optional, Sequence
@@ -97,6 +98,34 @@ def choose() -> bool:
         sys.meta_path.insert(0, _SourceFinder({m: source_of(m) for m in MODULES}))
     ACTIVE = False
     return False
+
+
+# A top-level class and its docstring, as the sources write them (plain
+# triple-quoted text; tests/test_compiled.py checks this reads every class
+# docstring of MODULES exactly as Python's own parser does).
+_CLASS_DOC = re.compile(r'^class (\w+)\b[^\n]*:\n[ \t]+("""|\'\'\')(.*?)\2', re.M | re.S)
+
+
+def class_docs(module: str) -> Dict[str, str]:
+    """The docstring of each top-level class of one of MODULES, by name."""
+    with open(source_of(module), encoding="utf-8") as f:
+        return {name: doc for name, _, doc in _CLASS_DOC.findall(f.read())}
+
+
+def restore_class_docs() -> None:
+    """mypyc keeps a compiled class's methods' docstrings but not its own, so
+    help(TcpSocket) would show no class text: give each its own back, read
+    from the source beside it (about a millisecond)."""
+    if not ACTIVE:
+        return
+    for module in MODULES:
+        loaded = sys.modules.get(module)
+        if loaded is None:
+            continue
+        for name, doc in class_docs(module).items():
+            cls = getattr(loaded, name, None)
+            if isinstance(cls, type) and not cls.__doc__:
+                cls.__doc__ = doc
 
 
 if __name__ == "__main__":  # the Makefile's list of what a build compiles

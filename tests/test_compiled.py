@@ -71,3 +71,21 @@ exec({REPORT!r})
     assert active == "False"
     assert all(f.endswith(".py") for f in files), files  # all of them, not socket alone
     assert "socket.py changed after luanet was compiled" in proc.stderr
+
+
+def test_class_docstrings_read_from_the_source_as_python_reads_them():
+    # what restore_class_docs gives the compiled classes back: every
+    # top-level class docstring of the compiled modules, exactly
+    import ast
+    for module in _compiled.MODULES:
+        with open(_compiled.source_of(module), encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        expected = {node.name: ast.get_docstring(node, clean=False) for node in tree.body
+                    if isinstance(node, ast.ClassDef) and ast.get_docstring(node, clean=False)}
+        assert _compiled.class_docs(module) == expected, module
+
+
+def test_compiled_classes_carry_their_docstrings():
+    from luanet.core import TcpSocket
+    assert TcpSocket.__doc__ and "One TCP connection" in TcpSocket.__doc__
+
