@@ -22,7 +22,7 @@ def compiled_modules():
         from mypyc.build import mypycify
     except ImportError:  # no mypyc: the pure-Python version
         return []
-    paths = [os.path.join(*module.split(".")) + ".py" for module in _compiled["MODULES"]]
+    paths = [os.path.relpath(_compiled["source_of"](module)) for module in _compiled["MODULES"]]
     extensions = mypycify(paths, opt_level="3", group_name=_compiled["GROUP"])
     for extension in extensions:
         extension.optional = True  # a failed compile leaves the pure-Python version

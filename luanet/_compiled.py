@@ -58,22 +58,28 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, source)
 
 
+def library() -> Optional[str]:
+    """The file of the compiled modules' shared library; None if none was built."""
+    try:
+        spec = importlib.util.find_spec(GROUP + "__mypyc")
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec is not None and spec.origin else None
+
+
 def _why_not_compiled() -> Optional[str]:
     """None when the compiled modules can run; else why not: a message for a
     stale build, "" when the source was asked for or nothing was compiled."""
     if os.environ.get("LUANET_NO_EXTENSIONS"):
         return ""
-    try:
-        spec = importlib.util.find_spec(GROUP + "__mypyc")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.origin:
+    built_file = library()
+    if built_file is None:
         return ""
     if not os.path.exists(os.path.join(ROOT, ".git")):
         # an installed copy: its files are the ones compiled, and their times
         # are only the order the installer wrote them in
         return None
-    built = os.path.getmtime(spec.origin)
+    built = os.path.getmtime(built_file)
     for module in MODULES:
         source = source_of(module)
         if os.path.exists(source) and os.path.getmtime(source) > built:

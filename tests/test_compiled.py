@@ -23,8 +23,10 @@ for name in c.MODULES:
 """
 
 
-def report(**env):
-    proc = subprocess.run([sys.executable, "-c", REPORT], capture_output=True, text=True,
+def report(code=REPORT, **env):
+    """Run ``code`` (REPORT, or a variant ending in it) in a fresh Python:
+    (compiled modules active?, the file each of MODULES came from, stderr)."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, cwd=ROOT, env={**os.environ, **env})
     assert proc.returncode == 0, proc.stderr
     active, *files = proc.stdout.split()
@@ -32,11 +34,7 @@ def report(**env):
 
 
 def built():
-    try:
-        from importlib.util import find_spec
-        return find_spec(_compiled.GROUP + "__mypyc") is not None
-    except (ImportError, ValueError):
-        return False
+    return _compiled.library() is not None
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler here: luanet runs its source")
@@ -64,13 +62,10 @@ real = os.path.getmtime
 os.path.getmtime = lambda p: real(p) + (3600 if p.endswith("socket.py") else 0)
 exec({REPORT!r})
 """
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT, env={**os.environ, "LUANET_NO_EXTENSIONS": ""})
-    assert proc.returncode == 0, proc.stderr
-    active, *files = proc.stdout.split()
-    assert active == "False"
+    active, files, stderr = report(probe, LUANET_NO_EXTENSIONS="")
+    assert not active
     assert all(f.endswith(".py") for f in files), files  # all of them, not socket alone
-    assert "socket.py changed after luanet was compiled" in proc.stderr
+    assert "socket.py changed after luanet was compiled" in stderr
 
 
 def test_class_docstrings_read_from_the_source_as_python_reads_them():
