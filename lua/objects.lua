@@ -39,30 +39,19 @@ function objects.shutdown() host_open = false end
 -- are the ids; Python has had those up to `handed`.
 objects.queued = 0
 local released, handed = {}, 0
--- Slots up to `filled` exist (the table is reused, never emptied), so
--- storing there cannot fail; a new slot may, for memory.
-local filled = 0
 local RELEASE_CALL = 100  -- ids per call: well inside every version's C stack
 
-local function grow(n, id)
-  released[n] = id
-  filled = n
+local function queue(id)
+  local n = objects.queued + 1
+  released[n] = id  -- may fail (a new slot, out of memory): then nothing is counted
+  objects.queued = n
 end
 
 local function release(id)
   if not host_open then return end
-  if objects.serial ~= 0 then  -- inside a dispatch: queued
-    local n = objects.queued + 1
-    if n <= filled then
-      released[n] = id
-      objects.queued = n
-      return
-    elseif pcall(grow, n, id) then
-      objects.queued = n
-      return
-    end
-  end
-  native.release(id)  -- outside a dispatch, or the queue could not grow
+  -- inside a dispatch, queued; outside one, or if the queue cannot grow, at once
+  if objects.serial ~= 0 and pcall(queue, id) then return end
+  native.release(id)
 end
 
 function objects.flush_released()
