@@ -16,7 +16,7 @@ import logging
 import os
 import socket as _socket
 from _socket import socket as _raw_socket  # socket.socket's C base
-from typing import Any, Coroutine, Deque, Final, List, Optional, Set
+from typing import Any, Deque, Final, Iterator, List, Optional, Set, Tuple, cast
 
 from .addresses import dual_stack_socket
 from .budget import MemoryBudget
@@ -40,6 +40,32 @@ log = logging.getLogger("luanet")
 _NEW_CONNECTION: Final = Event.NEW_CONNECTION
 
 
+class _Handover:
+    """What uvloop's connect_accepted_socket gets for the socket and the
+    protocol factory: one per server, reused for every connection. It reads
+    the descriptor, family and type and calls the factory before its first
+    wait. The transport keeps it, and calls close() once libuv has closed the
+    descriptor. A socket object per connection would cost its making and 48 B
+    for the connection's life."""
+
+    __slots__ = ("fd", "family", "type", "sock")
+
+    def __init__(self) -> None:
+        self.fd = -1
+        self.family = int(_socket.AF_INET)
+        self.type = int(_socket.SOCK_STREAM)
+        self.sock: Optional[TcpSocket] = None
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def __call__(self) -> TcpSocket:  # the protocol factory, called during a hand-over
+        return cast(TcpSocket, self.sock)
+
+    def close(self) -> None:
+        pass  # libuv has closed the descriptor
+
+
 class TcpServer:
     """A QTcpServer: listens, queues accepted connections as TcpSockets (up
     to ``max_pending_connections``) and reports to ``listener``.
@@ -59,7 +85,7 @@ class TcpServer:
                  "_lsock", "_watching", "_paused", "_max_pending", "_queue", "_wrapping",
                  "_handed_out", "_family", "error", "error_string", "_budget",
                  "accept_error_handled", "_retry", "_retry_delay", "_logged", "reuse_port",
-                 "__weakref__")
+                 "_handover", "_handed", "__weakref__")
 
     def __init__(self, events: EventQueue, listener: Optional[Listener] = None,
                  socket_listener: Optional[Listener] = None, bind_address: Optional[str] = None,
@@ -79,6 +105,9 @@ class TcpServer:
         self._queue: Deque[TcpSocket] = collections.deque()
         self._wrapping = 0  # accepted, transport not made yet; counts as queued
         self._handed_out: Set[TcpSocket] = set()
+        self._handover = _Handover()
+        # uvloop: connect_accepted_socket's coroutines waiting to be finished
+        self._handed: List[Tuple[Iterator[Any], asyncio.Future[Any], TcpSocket]] = []
         self.error: Optional[SocketError] = None
         self.error_string = ""
         self._budget = budget  # handed to every accepted socket
@@ -213,6 +242,11 @@ class TcpServer:
             self._watching = False
 
     def _accept_ready(self) -> None:
+        self._accept_batch()
+        if self._handed:  # uvloop: after the connection_made calls just scheduled
+            self._loop.call_soon(self._finish_handed)
+
+    def _accept_batch(self) -> None:
         lsock = self._lsock
         for _ in range(ACCEPT_BATCH):
             if lsock is None or self._paused or self._room() <= 0:
@@ -268,18 +302,15 @@ class TcpServer:
         self._retry_delay = ACCEPT_RETRY_FIRST
         self._logged = False
 
-    def _socket_of(self, fd: int, configure: bool) -> _raw_socket:
-        """The socket object for an accepted descriptor: the C socket type
-        (socket.socket converts family, type and proto to enums, for us and
-        again for the loop). ``configure``: make it non-blocking, without
-        Nagle (uvloop's libuv and transport do both themselves)."""
+    def _socket_of(self, fd: int) -> _raw_socket:
+        """The socket object for an accepted descriptor, non-blocking and
+        without Nagle: the C socket type (socket.socket converts family,
+        type and proto to enums, for us and again for the loop)."""
         try:
             conn = _raw_socket(self._family, _socket.SOCK_STREAM, 0, fd)
         except OSError:
             os.close(fd)
             raise
-        if not configure:
-            return conn
         try:
             conn.setblocking(False)
             # Replies go out as written, not held back for an ACK (Nagle): asyncio
@@ -291,52 +322,71 @@ class TcpServer:
         return conn
 
     def _wrap(self, fd: int) -> None:
-        loop = self._loop
         make_transport = self._events.make_socket_transport
+        if make_transport is None:  # other loops (uvloop): the public API
+            self._hand_over(fd, self._accepted())
+            return
         try:
-            conn = self._socket_of(fd, configure=make_transport is not None)
+            conn = self._socket_of(fd)
         except OSError:
             return  # that connection is gone (its descriptor closed), not the server
+        sock = self._accepted()
+        try:
+            # asyncio's selector loops: what their own servers do for each
+            # accepted connection, minus the task, coroutine and waiter
+            make_transport(conn, sock, None)
+        except Exception:
+            conn.close()
+            self._not_wrapped(sock)
+
+    def _accepted(self) -> TcpSocket:
+        """The socket of a connection being wrapped, counted as queued from now."""
         sock = TcpSocket(self._events, None, self._bind_address, self._budget)
         sock.detach()
         sock.server = self  # its connection_made tells us (wrapped() below)
         self._wrapping += 1
-        try:
-            if make_transport is not None:
-                # asyncio's selector loops: what their own servers do for each
-                # accepted connection, minus the task, coroutine and waiter
-                make_transport(conn, sock, None)
-            else:  # other loops (uvloop): the public API
-                self._drive(loop.connect_accepted_socket(lambda: sock, conn), sock, conn)  # type: ignore[arg-type]
-        except Exception:
-            self._not_wrapped(sock, conn)
+        return sock
 
-    def _drive(self, coro: Coroutine[Any, Any, Any], sock: TcpSocket, conn: _raw_socket) -> None:
-        """Run ``connect_accepted_socket``'s coroutine on to its next wait,
-        resumed by the future it waits on: what a Task would do, without
-        the Task and its extra loop step per connection."""
+    def _hand_over(self, fd: int, sock: TcpSocket) -> None:
+        """Give ``fd`` to uvloop's ``connect_accepted_socket``, whose
+        coroutine runs here up to its wait for connection_made, and is
+        finished by _finish_handed: what a Task would do, without the Task,
+        the future's callback and their loop steps per connection."""
+        handover = self._handover
+        handover.fd, handover.family, handover.sock = fd, self._family, sock
         try:
-            waiting = coro.send(None)
-        except StopIteration:
-            conn.detach()
-            return  # done: the socket's connection_made has reported it
+            coro = self._loop.connect_accepted_socket(handover, handover)  # type: ignore[arg-type, type-var]
+            steps = coro.__await__()
+            waiter = next(steps)
         except (Exception, asyncio.CancelledError):
-            self._not_wrapped(sock, conn)
+            os.close(fd)
+            self._not_wrapped(sock)
             return
-        # The transport owns the descriptor now, and libuv closes it. uvloop
-        # would close the socket object it was given a second time (it only
-        # detaches socket.socket, whose wrapper costs more per connection),
-        # and a second close can hit a descriptor another thread (the
-        # resolver's) has just been given: detached, ours closes nothing.
-        conn.detach()
-        waiting.add_done_callback(lambda _: self._drive(coro, sock, conn))
+        finally:
+            handover.sock = None
+        self._handed.append((steps, waiter, sock))
 
-    def _not_wrapped(self, sock: TcpSocket, conn: _raw_socket) -> None:
+    def _finish_handed(self) -> None:
+        """Run after the connection_made calls this accept batch's hand-overs
+        scheduled, so each coroutine ends at once."""
+        handed, self._handed = self._handed, []
+        for steps, waiter, sock in handed:
+            self._finish(steps, waiter, sock)
+
+    def _finish(self, steps: Iterator[Any], waiter: asyncio.Future[Any], sock: TcpSocket) -> None:
+        if not waiter.done():  # not expected: its connection_made is still to come
+            waiter.add_done_callback(lambda _: self._finish(steps, waiter, sock))
+            return
+        try:
+            next(steps, None)  # it ends, and its StopIteration stays in C
+        except (Exception, asyncio.CancelledError):
+            self._not_wrapped(sock)  # the transport failed before connection_made
+
+    def _not_wrapped(self, sock: TcpSocket) -> None:
         if sock.state is not UNCONNECTED:
             return  # it failed after connection_made: the socket's own close follows
         self._wrapping -= 1
         sock.server = None
-        conn.close()
         self._update_watch()
 
     def wrapped(self, sock: TcpSocket) -> None:
