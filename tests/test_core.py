@@ -131,6 +131,7 @@ def test_a_burst_accepted_in_one_batch_is_queued_whole(loop):
     try:
         run_until(loop, lambda: len(server.pending_and_handed_out()) == len(clients))
         echo_each(loop, server, clients)
+        assert server._wrapping == 0 and not server._handed  # every hand-over finished
     finally:
         for client in clients:
             client.close()
@@ -148,9 +149,11 @@ def test_a_hand_over_finished_before_its_connection_made_waits_for_it(loop):
     client = socket.create_connection(("127.0.0.1", server.port), timeout=SAFETY)
     try:
         server._accept_batch()  # accepted and handed over; connection_made not yet run
+        assert len(server._handed) == 1 and not server._handed[0][1].done()
         server._finish_handed()
         run_until(loop, lambda: server.has_pending_connections)
         echo_each(loop, server, [client])
+        assert server._wrapping == 0 and not server._handed
     finally:
         client.close()
         server.release()

@@ -44,7 +44,7 @@ class EventQueue:
         self.turn = 0
         # asyncio's selector loops make a transport for a connected socket
         # with this (what their own servers use, without task or waiter);
-        # None on other loops (uvloop), which take the public API. Looked up
+        # None on uvloop, which takes its public API. Looked up
         # once: a lookup that fails builds an AttributeError every time.
         self.make_socket_transport: Optional[Callable[..., Any]] = getattr(
             loop, "_make_socket_transport", None)

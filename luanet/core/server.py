@@ -242,9 +242,11 @@ class TcpServer:
             self._watching = False
 
     def _accept_ready(self) -> None:
-        self._accept_batch()
-        if self._handed:  # uvloop: after the connection_made calls just scheduled
-            self._loop.call_soon(self._finish_handed)
+        try:
+            self._accept_batch()
+        finally:
+            if self._handed:  # uvloop: after the connection_made calls just scheduled
+                self._loop.call_soon(self._finish_handed)
 
     def _accept_batch(self) -> None:
         lsock = self._lsock
@@ -323,7 +325,7 @@ class TcpServer:
 
     def _wrap(self, fd: int) -> None:
         make_transport = self._events.make_socket_transport
-        if make_transport is None:  # other loops (uvloop): the public API
+        if make_transport is None:  # uvloop: its public API
             self._hand_over(fd, self._accepted())
             return
         try:
@@ -371,7 +373,10 @@ class TcpServer:
         scheduled, so each coroutine ends at once."""
         handed, self._handed = self._handed, []
         for steps, waiter, sock in handed:
-            self._finish(steps, waiter, sock)
+            try:
+                self._finish(steps, waiter, sock)
+            except Exception:  # a bug of ours; a coroutine dropped would close its connection
+                log.exception("TcpServer: finishing the hand-over of a connection failed")
 
     def _finish(self, steps: Iterator[Any], waiter: asyncio.Future[Any], sock: TcpSocket) -> None:
         if not waiter.done():  # not expected: its connection_made is still to come
