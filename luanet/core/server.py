@@ -359,14 +359,15 @@ class TcpServer:
         try:
             coro = self._loop.connect_accepted_socket(handover, handover)  # type: ignore[arg-type, type-var]
             steps = coro.__await__()
-            waiter = next(steps)
+            waiter = next(steps, None)
         except (Exception, asyncio.CancelledError):
             os.close(fd)
             self._not_wrapped(sock)
             return
         finally:
             handover.sock = None
-        self._handed.append((steps, waiter, sock))
+        if waiter is not None:  # None: it ended without a wait (connection_made has come)
+            self._handed.append((steps, waiter, sock))
 
     def _finish_handed(self) -> None:
         """Run after the connection_made calls this accept batch's hand-overs
