@@ -4,6 +4,7 @@ connections a TcpServer accepts, on each event loop implementation here."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 
@@ -103,15 +104,36 @@ def test_queued_connection_reads_ahead_only_to_the_limit_and_loses_nothing(loop)
         loop.run_until_complete(asyncio.sleep(0.01))
 
 
-def echo_each(loop, server, clients):
-    """Take every queued connection, have each write its peer's greeting
-    back (read from the TcpSocket), and check that every client gets its own."""
-    for i, client in enumerate(clients):
-        client.sendall(b"client %d" % i)
+@contextlib.contextmanager
+def connected_clients(loop, n, max_pending=30):
+    """A listening server with ``max_pending`` and ``n`` clients connected to it."""
+    server = TcpServer(EventQueue(loop), bind_address="127.0.0.1")
+    server.max_pending_connections = max_pending
+    assert server.listen(0)
+    clients = [socket.create_connection(("127.0.0.1", server.port), timeout=SAFETY)
+               for _ in range(n)]
+    try:
+        yield server, clients
+    finally:
+        for client in clients:
+            client.close()
+        server.release()
+        loop.run_until_complete(asyncio.sleep(0.01))
+
+
+def take_all(server):
     socks = []
     while server.has_pending_connections:
         socks.append(server.next_pending_connection())
+    return socks
+
+
+def echo_each(loop, socks, clients):
+    """Each client sends a greeting that the server's sockets write back (as
+    read from the TcpSocket): every client must get its own."""
     assert len(socks) == len(clients)
+    for i, client in enumerate(clients):
+        client.sendall(b"client %d" % i)
     run_until(loop, lambda: all(sock.bytes_available > 0 for sock in socks))
     for sock in socks:
         sock.write(sock.read())
@@ -123,20 +145,10 @@ def echo_each(loop, server, clients):
 def test_a_burst_accepted_in_one_batch_is_queued_whole(loop):
     # uvloop: every connection of one accept batch is handed to the loop
     # before any of their connection_made calls runs
-    server = TcpServer(EventQueue(loop), bind_address="127.0.0.1")
-    server.max_pending_connections = 100
-    assert server.listen(0)
-    clients = [socket.create_connection(("127.0.0.1", server.port), timeout=SAFETY)
-               for _ in range(40)]
-    try:
+    with connected_clients(loop, 40, max_pending=100) as (server, clients):
         run_until(loop, lambda: len(server.pending_and_handed_out()) == len(clients))
-        echo_each(loop, server, clients)
+        echo_each(loop, take_all(server), clients)
         assert server._wrapping == 0 and not server._handed  # every hand-over finished
-    finally:
-        for client in clients:
-            client.close()
-        server.release()
-        loop.run_until_complete(asyncio.sleep(0.01))
 
 
 def test_a_hand_over_finished_before_its_connection_made_waits_for_it(loop):
@@ -144,17 +156,26 @@ def test_a_hand_over_finished_before_its_connection_made_waits_for_it(loop):
     # run before them, it must wait for each one, not cut it short
     if hasattr(loop, "_make_socket_transport"):
         pytest.skip("uvloop's hand-over only: asyncio's loops make transports at once")
-    server = TcpServer(EventQueue(loop), bind_address="127.0.0.1")
-    assert server.listen(0)
-    client = socket.create_connection(("127.0.0.1", server.port), timeout=SAFETY)
-    try:
+    with connected_clients(loop, 1) as (server, clients):
         server._accept_batch()  # accepted and handed over; connection_made not yet run
         assert len(server._handed) == 1 and not server._handed[0][1].done()
         server._finish_handed()
         run_until(loop, lambda: server.has_pending_connections)
-        echo_each(loop, server, [client])
+        echo_each(loop, take_all(server), clients)
         assert server._wrapping == 0 and not server._handed
-    finally:
-        client.close()
-        server.release()
-        loop.run_until_complete(asyncio.sleep(0.01))
+
+
+def test_the_pending_limit_is_exact_on_each_loop(loop):
+    # max_pending_connections counts connections still being wrapped too:
+    # beyond it, connections wait in the kernel's backlog, none is dropped
+    with connected_clients(loop, 10, max_pending=3) as (server, clients):
+        run_until(loop, lambda: len(server.pending_and_handed_out()) == 3)
+        loop.run_until_complete(asyncio.sleep(0.05))  # nothing more comes
+        assert len(server.pending_and_handed_out()) == 3 and server._wrapping == 0
+        taken = []
+        while len(taken) < len(clients):
+            while server.has_pending_connections:
+                taken.append(server.next_pending_connection())
+                assert len(server._queue) + server._wrapping <= 3
+            run_until(loop, lambda: server.has_pending_connections or len(taken) == len(clients))
+        echo_each(loop, taken, clients)
