@@ -262,6 +262,14 @@ def summarize(runs, loops, scenarios, a, b):
                         and r["side"] == side and "error" in r]
                 row[side] = {"runs": vals, "mean": statistics.mean(vals) if vals else None,
                              "errors": errs}
+                if sc in ("echo", "churn") and vals:
+                    # the CPU figure's two parts: what the server's own code
+                    # costs (user) and what the kernel does for it (system)
+                    done = [r for r in runs if r["loop"] == loop and r["scenario"] == sc
+                            and r["side"] == side and "value" in r]
+                    for part in ("utime", "stime"):
+                        row[side][part] = statistics.mean(
+                            r[f"server_{part}"] / r["result"]["rounds"] * 1e6 for r in done)
             ma, mb = row[a]["mean"], row[b]["mean"]
             row["ratio"] = mb / ma if ma and mb is not None else None
             if row["ratio"] is not None:
@@ -284,6 +292,12 @@ def print_table(rows, a, b, opts):
         print(f"{r['loop']:8} {label(r['scenario'], opts):22} {r['unit']:13} {runs_a:>20} "
               f"{fmt(r[a]['mean']):>8} {runs_b:>20} {fmt(r[b]['mean']):>8} {ratio:>6}  "
               f"{r['target']}{verdict}")
+    split = [r for r in rows if "utime" in r[a] and "utime" in r[b]]
+    if split:
+        print("\nserver CPU, user + system, us per round or connection:")
+        for r in split:
+            print(f"{r['loop']:8} {r['scenario']:6} {a} {fmt(r[a]['utime'])} + {fmt(r[a]['stime'])}"
+                  f"   {b} {fmt(r[b]['utime'])} + {fmt(r[b]['stime'])}")
 
 
 def main():
