@@ -872,7 +872,7 @@ def fail_first_transport(loop):
     return failed
 
 
-def test_a_connection_the_loop_cannot_wrap_is_closed_and_the_next_one_served(loop):
+def test_a_connection_the_loop_cannot_wrap_is_closed_and_the_next_one_served(loop, caplog):
     failed = fail_first_transport(loop)
     server = TcpServer(EventQueue(loop), bind_address="127.0.0.1")
     assert server.listen(0)
@@ -881,6 +881,9 @@ def test_a_connection_the_loop_cannot_wrap_is_closed_and_the_next_one_served(loo
     try:
         assert recv_all(loop, first) == b""  # closed by the server, never queued
         assert failed and not server.has_pending_connections
+        said = [r.getMessage() for r in caplog.records if r.name == "luanet"]
+        assert len(said) == 1 and "could not take an accepted connection" in said[0]
+        assert "injected: no buffer space" in said[0]
         second = socket.create_connection(("127.0.0.1", server.port), timeout=SAFETY)
         run_until(loop, lambda: server.has_pending_connections, "the second connection")
         sock = server.next_pending_connection()

@@ -85,7 +85,7 @@ class TcpServer:
                  "_lsock", "_watching", "_paused", "_max_pending", "_queue", "_wrapping",
                  "_handed_out", "_family", "error", "error_string", "_budget",
                  "accept_error_handled", "_retry", "_retry_delay", "_logged", "reuse_port",
-                 "_handover", "_handed", "__weakref__")
+                 "_handover", "_handed", "_wrap_logged", "__weakref__")
 
     def __init__(self, events: EventQueue, listener: Optional[Listener] = None,
                  socket_listener: Optional[Listener] = None, bind_address: Optional[str] = None,
@@ -108,6 +108,7 @@ class TcpServer:
         self._handover = _Handover()
         # uvloop: connect_accepted_socket's coroutines waiting to be finished
         self._handed: List[Tuple[Iterator[Any], asyncio.Future[Any], TcpSocket]] = []
+        self._wrap_logged = False
         self.error: Optional[SocketError] = None
         self.error_string = ""
         self._budget = budget  # handed to every accepted socket
@@ -337,9 +338,9 @@ class TcpServer:
             # asyncio's selector loops: what their own servers do for each
             # accepted connection, minus the task, coroutine and waiter
             make_transport(conn, sock, None)
-        except Exception:
+        except Exception as exc:
             conn.close()
-            self._not_wrapped(sock)
+            self._not_wrapped(sock, exc)
 
     def _accepted(self) -> TcpSocket:
         """The socket of a connection being wrapped, counted as queued from now."""
@@ -360,9 +361,9 @@ class TcpServer:
             coro = self._loop.connect_accepted_socket(handover, handover)  # type: ignore[arg-type, type-var]
             steps = coro.__await__()
             waiter = next(steps, None)
-        except (Exception, asyncio.CancelledError):
+        except (Exception, asyncio.CancelledError) as exc:
             os.close(fd)
-            self._not_wrapped(sock)
+            self._not_wrapped(sock, exc)
             return
         finally:
             handover.sock = None
@@ -385,14 +386,18 @@ class TcpServer:
             return
         try:
             next(steps, None)  # it ends, and its StopIteration stays in C
-        except (Exception, asyncio.CancelledError):
-            self._not_wrapped(sock)  # the transport failed before connection_made
+        except (Exception, asyncio.CancelledError) as exc:
+            self._not_wrapped(sock, exc)  # the transport failed before connection_made
 
-    def _not_wrapped(self, sock: TcpSocket) -> None:
+    def _not_wrapped(self, sock: TcpSocket, exc: BaseException) -> None:
         if sock.state is not UNCONNECTED:
             return  # it failed after connection_made: the socket's own close follows
         self._wrapping -= 1
         sock.server = None
+        if not self._wrap_logged:  # said once: it may fail for every connection
+            self._wrap_logged = True
+            log.warning("TcpServer on port %d: the event loop could not take an accepted "
+                        "connection (%r); it was closed", self.port, exc)
         self._update_watch()
 
     def wrapped(self, sock: TcpSocket) -> None:
