@@ -37,18 +37,29 @@ def run_until(loop, predicate):
     loop.run_until_complete(asyncio.wait_for(poll(), SAFETY))
 
 
+@contextlib.contextmanager
+def connected_clients(loop, n, max_pending=30):
+    """A listening server with ``max_pending`` and ``n`` clients connected to it."""
+    server = TcpServer(EventQueue(loop), bind_address="127.0.0.1")
+    server.max_pending_connections = max_pending
+    assert server.listen(0)
+    clients = [socket.create_connection(("127.0.0.1", server.port), timeout=SAFETY)
+               for _ in range(n)]
+    try:
+        yield server, clients
+    finally:
+        for client in clients:
+            client.close()
+        server.release()
+        loop.run_until_complete(asyncio.sleep(0.01))
+
+
 @pytest.fixture
 def accepted(loop):
     """(server, python client socket, the server's TcpSocket for it)"""
-    server = TcpServer(EventQueue(loop), bind_address="127.0.0.1")
-    assert server.listen(0)
-    client = socket.create_connection(("127.0.0.1", server.port), timeout=SAFETY)
-    run_until(loop, lambda: server.has_pending_connections)
-    sock = server.next_pending_connection()
-    yield server, client, sock
-    client.close()
-    server.release()
-    loop.run_until_complete(asyncio.sleep(0.01))
+    with connected_clients(loop, 1) as (server, (client,)):
+        run_until(loop, lambda: server.has_pending_connections)
+        yield server, client, server.next_pending_connection()
 
 
 def test_accepted_connections_send_small_writes_at_once(accepted):
@@ -61,10 +72,7 @@ def test_accepted_connections_send_small_writes_at_once(accepted):
 def test_queued_connection_reads_ahead_only_to_the_limit_and_loses_nothing(loop):
     # A connection waiting in the server's queue holds at most about
     # READ_AHEAD_LIMIT bytes; the rest waits in the kernel until it is taken.
-    server = TcpServer(EventQueue(loop), bind_address="127.0.0.1")
-    assert server.listen(0)
-    client = socket.create_connection(("127.0.0.1", server.port), timeout=SAFETY)
-    try:
+    with connected_clients(loop, 1) as (server, (client,)):
         run_until(loop, lambda: server.has_pending_connections)
         queued = server.pending_and_handed_out()[0]
         payload = os.urandom(64 * READ_AHEAD_LIMIT)  # more than loopback buffers hold
@@ -98,27 +106,6 @@ def test_queued_connection_reads_ahead_only_to_the_limit_and_loses_nothing(loop)
             return sum(map(len, parts)) >= len(payload)
         run_until(loop, all_read)
         assert b"".join(parts) == payload
-    finally:
-        client.close()
-        server.release()
-        loop.run_until_complete(asyncio.sleep(0.01))
-
-
-@contextlib.contextmanager
-def connected_clients(loop, n, max_pending=30):
-    """A listening server with ``max_pending`` and ``n`` clients connected to it."""
-    server = TcpServer(EventQueue(loop), bind_address="127.0.0.1")
-    server.max_pending_connections = max_pending
-    assert server.listen(0)
-    clients = [socket.create_connection(("127.0.0.1", server.port), timeout=SAFETY)
-               for _ in range(n)]
-    try:
-        yield server, clients
-    finally:
-        for client in clients:
-            client.close()
-        server.release()
-        loop.run_until_complete(asyncio.sleep(0.01))
 
 
 def take_all(server):
