@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, Final, Iterable, List, Optional, Set, ca
 
 from .core import Event, EventQueue, SocketState, TcpServer, TcpSocket
 from .core.budget import MemoryBudget
+from .core.events import Stepper
 from .core.timer import Timer
 from .errors import HostClosed
 from .output import stdout
@@ -120,7 +121,7 @@ def to_lua(runtime: Any, value: Any) -> Any:
     return value
 
 
-class Bridge:
+class Bridge(Stepper):
     """A Lua runtime with net and luanet installed, wired to an EventQueue."""
 
     def __init__(self, events: EventQueue, *, lua: str = "5.4", sandbox: bool = True,
@@ -510,7 +511,11 @@ class Bridge:
         self._batch += (event, oid, a)
 
     def _defer(self, token: int) -> None:
-        self._events.post(self._queue_call, token)
+        self._events.post_step(self, 0, token)
+
+    def _run_step(self, step: int, gen: int, x: object, a: object, b: object) -> None:
+        """A step this bridge posted: the _async callback ``gen`` is due."""
+        self._queue_call(gen)
 
     def _queue_call(self, token: int) -> None:
         self._batch += (CALL_EVENT, token, None)

@@ -644,6 +644,26 @@ def test_remote_close_order(loop):
         ls.close()
 
 
+def test_a_failing_step_is_logged_and_the_rest_of_its_batch_runs(loop, caplog):
+    """One broken step must not starve the steps posted after it: they run
+    in the same batch, in order, and the failure is logged with its step."""
+    events = EventQueue(loop)
+    ran = []
+
+    def broken():
+        ran.append("broken")
+        raise RuntimeError("boom")
+
+    events.post(ran.append, 1)
+    events.post(broken)
+    events.post(ran.append, 2)
+    turn = events.turn
+    run_until(loop, lambda: len(ran) == 3, "the batch")
+    assert ran == [1, "broken", 2] and events.turn == turn + 1
+    failed = [r for r in caplog.records if r.name == "luanet" and "broken" in r.getMessage()]
+    assert len(failed) == 1 and str(failed[0].exc_info[1]) == "boom"
+
+
 def test_disconnect_in_the_turn_of_a_write_closes_from_the_loop(loop):
     """Qt sends what write() buffered from its loop, so a disconnect() in the
     same turn leaves the socket CLOSING (a connect() right after is refused)

@@ -22,7 +22,7 @@ from .addresses import dual_stack_socket
 from .budget import MemoryBudget
 from .constants import Event, SocketError
 from .errors import RESOURCE_ERRNOS, TRANSIENT_ACCEPT_ERRNOS, classify
-from .events import EventQueue
+from .events import EventQueue, Stepper
 from .socket import Listener, TcpSocket
 from .states import UNCONNECTED
 
@@ -66,7 +66,7 @@ class _Handover:
         pass  # libuv has closed the descriptor
 
 
-class TcpServer:
+class TcpServer(Stepper):
     """A QTcpServer: listens, queues accepted connections as TcpSockets (up
     to ``max_pending_connections``) and reports to ``listener``.
 
@@ -281,7 +281,7 @@ class TcpServer:
             # readable listening socket would spin the loop.
             self._paused = True
             self._update_watch()
-            self._events.post(self._emit, Event.ACCEPT_ERROR, int(code), None)
+            self._events.post_step(self, Event.ACCEPT_ERROR, 0, None, int(code))
             return
         # Nobody to tell: say it once, and try again later by ourselves.
         if not self._logged:
@@ -408,8 +408,12 @@ class TcpServer:
             sock.release()  # closed while we were wrapping it
         else:
             self._queue.append(sock)
-            self._events.post(self._emit, _NEW_CONNECTION, None, None)
+            self._events.post_step(self, _NEW_CONNECTION)
         self._update_watch()
+
+    def _run_step(self, step: int, gen: int, x: object, a: object, b: object) -> None:
+        """A step this server posted: the event ``step`` to report."""
+        self._emit(step, a, b)
 
     def _emit(self, event: int, a: object, b: object) -> None:
         listener = self.listener

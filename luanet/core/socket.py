@@ -50,7 +50,7 @@ from .addresses import dual_stack_socket, plain_address
 from .budget import MemoryBudget
 from .constants import MODE_READ, MODE_WRITE, Event, SocketError, SocketState, open_mode_valid
 from .errors import classify
-from .events import EventQueue
+from .events import EventQueue, Stepper
 from .states import (
     _CONNECTED_EVENT,
     _SC,
@@ -82,16 +82,27 @@ _BYTES_WRITTEN: Final = Event.BYTES_WRITTEN
 _ABOUT_TO_CLOSE: Final = Event.ABOUT_TO_CLOSE
 _ERROR: Final = Event.ERROR  # bound once: a member looked up on its enum costs ~10x a global
 _REMOTE_HOST_CLOSED: Final = SocketError.REMOTE_HOST_CLOSED
+
+# A socket's steps (EventQueue.post_step, TcpSocket._run_step): an Event's
+# value is that event to report; these are the rest.
+_ANNOUNCE_READ: Final = -1
+_REMOTE_CLOSED: Final = -2
+_CLOSE_AFTER_REMOTE: Final = -3
+_RESET_WHILE_CLOSING: Final = -4
+_FINISH_CLOSE: Final = -5
+_ANNOUNCE_ATTACHED: Final = -6
+_REPORT_WRITTEN: Final = -7
 _IN_PROGRESS: Final = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EALREADY})
 BUDGET_SPENT: Final = ("The host's max_memory budget is spent: nothing was queued "
                 "(the peers have not taken what was written yet)")
 
 
-class _Protocol:
+class _Protocol(Stepper):
     """asyncio's protocol callbacks, doing nothing: the base of this module's
     protocols. Not asyncio.Protocol itself, which asyncio never asks for (it
     calls these by name): mypyc compiles this module, and a compiled class
-    cannot derive from an interpreted one."""
+    cannot derive from an interpreted one. (A Stepper for TcpSocket: a
+    compiled class has one base.)"""
 
     __slots__ = ()
 
@@ -263,7 +274,27 @@ class TcpSocket(_Protocol):
         listener(self, event, a, b)
 
     def _post(self, event: int, a: object = None, b: object = None) -> None:
-        self._events.post(self._emit, self._gen, self._sgen, event, a, b)
+        self._events.post_step(self, event, self._gen, self._sgen, a, b)
+
+    def _run_step(self, step: int, gen: int, x: object, a: object, b: object) -> None:
+        """A step this socket posted: an event to report (x: the _sgen it was
+        posted under), or one of the codes above."""
+        if step >= 0:
+            self._emit(gen, cast(int, x), step, a, b)
+        elif step == _ANNOUNCE_READ:
+            self._announce_read()
+        elif step == _REMOTE_CLOSED:
+            self._remote_closed(gen, cast(Optional[BaseException], a))
+        elif step == _CLOSE_AFTER_REMOTE:
+            self._close_after_remote(gen)
+        elif step == _RESET_WHILE_CLOSING:
+            self._reset_while_closing(gen, cast(BaseException, a))
+        elif step == _FINISH_CLOSE:
+            self._finish_close(gen)
+        elif step == _ANNOUNCE_ATTACHED:
+            self._announce_attached(gen, cast(bool, x), cast(Optional[BaseException], a), cast(bool, b))
+        elif step == _REPORT_WRITTEN:
+            self._report_written(gen)
 
     def _change(self, what: str, arg: object = None) -> None:
         """The one way the state changes: TRANSITIONS says to what, and which
@@ -513,7 +544,7 @@ class TcpSocket(_Protocol):
         self._rlen += len(data)
         if self._attached and not self._read_posted:
             self._read_posted = True
-            self._events.post(self._announce_read)
+            self._events.post_step(self, _ANNOUNCE_READ)
         if self._rlen >= self._read_limit:
             self._pause(_AHEAD)  # until _announce_read (or attach) runs
 
@@ -545,7 +576,7 @@ class TcpSocket(_Protocol):
     def eof_received(self) -> bool:
         """asyncio: the peer closed its side (REMOTE_HOST_CLOSED follows)."""
         if self._attached:
-            self._events.post(self._remote_closed, self._gen, None)
+            self._events.post_step(self, _REMOTE_CLOSED, self._gen)
         else:
             self._early_end = True
         return True  # keep our half open: the script may still answer
@@ -558,15 +589,15 @@ class TcpSocket(_Protocol):
         gen = self._gen
         if self.state is CLOSING and not self._closing_remote:
             if exc is not None:  # reset while our close flushed: report it, as Qt
-                self._events.post(self._reset_while_closing, gen, exc)
+                self._events.post_step(self, _RESET_WHILE_CLOSING, gen, None, exc)
             else:
-                self._events.post(self._finish_close, gen)
+                self._events.post_step(self, _FINISH_CLOSE, gen)
         elif self._closing_remote:
-            self._events.post(self._finish_close, gen)
+            self._events.post_step(self, _FINISH_CLOSE, gen)
         elif not self._attached:
             self._early_end = exc or True
         else:
-            self._events.post(self._remote_closed, gen, exc)
+            self._events.post_step(self, _REMOTE_CLOSED, gen, None, exc)
 
     def _read_rest(self) -> None:
         """A send failed (the peer reset) before asyncio read what arrived
@@ -629,7 +660,7 @@ class TcpSocket(_Protocol):
         # Inline, not posted: this step already runs in a batch, right after
         # the READY_READ for the last bytes.
         self._emit(gen, self._sgen, _ERROR, int(self.error))  # type: ignore[arg-type]
-        self._events.post(self._close_after_remote, gen)
+        self._events.post_step(self, _CLOSE_AFTER_REMOTE, gen)
 
     def _close_after_remote(self, gen: int) -> None:
         if gen != self._gen or self.state is not CONNECTED:
@@ -638,7 +669,7 @@ class TcpSocket(_Protocol):
         if self._transport is not None:
             self._transport.close()  # sends what handlers wrote, then connection_lost
         else:
-            self._events.post(self._finish_close, gen)
+            self._events.post_step(self, _FINISH_CLOSE, gen)
 
     def _reset_while_closing(self, gen: int, exc: BaseException) -> None:
         if gen != self._gen or self.state is not CLOSING:
@@ -646,7 +677,7 @@ class TcpSocket(_Protocol):
         self._set_error(*classify(exc))
         self._emit(gen, self._sgen, _ERROR, int(self.error))  # type: ignore[arg-type]
         self._close_device()  # as Qt: the device closes with the error
-        self._events.post(self._finish_close, gen)
+        self._events.post_step(self, _FINISH_CLOSE, gen)
 
     def _finish_close(self, gen: int) -> None:
         if gen != self._gen or self.state is not CLOSING:
@@ -689,8 +720,9 @@ class TcpSocket(_Protocol):
         # One step for both, in the remote-close order: the bytes first (the
         # owner may take them right now; READY_READ's b=True then says they
         # were handed over already), then the end.
-        self._events.post(self._announce_attached, self._gen, self._rlen > 0,
-                          None if early is None else (None if early is True else early), early is not None)
+        self._events.post_step(self, _ANNOUNCE_ATTACHED, self._gen, self._rlen > 0,
+                               None if early is None else (None if early is True else early),
+                               early is not None)
 
     def _announce_attached(self, gen: int, had_bytes: bool, exc: Optional[BaseException],
                            ended: bool) -> None:
@@ -966,7 +998,7 @@ class TcpSocket(_Protocol):
                 self._written_total += n
                 if self.notify_bytes_written and not self._written_posted:
                     self._written_posted = True
-                    self._events.post(self._report_written, self._gen)
+                    self._events.post_step(self, _REPORT_WRITTEN, self._gen)
             return n
         return self._write_unless_connected(data)
 
@@ -1021,7 +1053,7 @@ class TcpSocket(_Protocol):
         self._written_total += len(data)
         if self.notify_bytes_written and not self._written_posted:
             self._written_posted = True
-            self._events.post(self._report_written, self._gen)
+            self._events.post_step(self, _REPORT_WRITTEN, self._gen)
 
     def _report_written(self, gen: int) -> None:
         if gen != self._gen:
@@ -1062,7 +1094,7 @@ class TcpSocket(_Protocol):
             elif transport is not None:
                 transport.close()  # flushes first; connection_lost follows
             else:
-                self._events.post(self._finish_close, self._gen)
+                self._events.post_step(self, _FINISH_CLOSE, self._gen)
         elif state is HOST_LOOKUP or state is CONNECTING:
             self._dialing().close_pending = True  # as Qt: connect, send what was written, then close
         elif state is BOUND:

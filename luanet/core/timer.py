@@ -14,12 +14,12 @@ import asyncio
 from typing import Any, Callable, Optional
 
 from .constants import Event
-from .events import EventQueue
+from .events import EventQueue, Stepper
 
 Listener = Callable[[Any, int, Any, Any], None]
 
 
-class Timer:
+class Timer(Stepper):
     """A QTimer: fires ``Event.TIMEOUT`` to ``listener`` after ``interval``
     seconds, once (``single_shot``) or repeatedly, until stopped.
 
@@ -88,7 +88,11 @@ class Timer:
             now = self._loop.time()
             due = self._due + self.interval
             self._schedule(due if due > now else now)
-        self._events.post(self._fire, self._generation)
+        self._events.post_step(self, 0, self._generation)
+
+    def _run_step(self, step: int, gen: int, x: object, a: object, b: object) -> None:
+        """A step this timer posted: a firing, under generation ``gen``."""
+        self._fire(gen)
 
     def _fire(self, generation: int) -> None:
         if generation != self._generation:
