@@ -644,6 +644,31 @@ def test_remote_close_order(loop):
         ls.close()
 
 
+def test_both_ends_stay_known_after_the_transport_ended_until_unconnected(loop):
+    """A reset takes the transport away before ERROR is delivered; the socket
+    is still CONNECTED then, so it still names both ends (kept from the ended
+    transport), and once UNCONNECTED it names none and holds nothing of them."""
+    ls, port = py_server()
+    try:
+        seen = {}
+
+        def on(s, name, a):  # (asks nothing before: nothing is cached)
+            if name in ("ERROR", "DISCONNECTED"):
+                seen[name] = (s._transport is None, s.local_address, s.local_port,
+                              s.remote_address, s.remote_port)
+        sock, rec = client(loop, port, Recorder(on))
+        conn = accept(loop, ls)
+        ends = ("127.0.0.1", conn.getpeername()[1], "127.0.0.1", port)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # linger 0: a reset
+        run_until(loop, lambda: "DISCONNECTED" in seen, "the end")
+        assert seen["ERROR"] == (True,) + ends
+        assert seen["DISCONNECTED"] == (True, "", 0, "", 0)
+        assert sock._local is None and sock._remote is None
+    finally:
+        ls.close()
+
+
 def test_a_failing_step_is_logged_and_the_rest_of_its_batch_runs(loop, caplog):
     """One broken step must not starve the steps posted after it: they run
     in the same batch, in order, and the failure is logged with its step."""

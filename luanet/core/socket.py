@@ -240,9 +240,11 @@ class TcpSocket(_Protocol):
         self._dial: Optional[_Dial] = None  # connect()/bind() state, made by them
         # Socket names as the OS gives them (converted when a script asks);
         # for a connection, read from the transport only when first needed:
-        # most connections never are asked, and each saves the memory.
+        # most connections never are asked, and each saves the memory. From
+        # the end of a connection until UNCONNECTED, _remote may hold the
+        # ended transport instead, which still knows both ends.
         self._local: Optional[Tuple[Any, ...]] = None
-        self._remote: Optional[Tuple[Any, ...]] = None
+        self._remote: object = None
         # The flags, together: compiled, fields are laid out in the order
         # they are first assigned, and adjacent flags share one 8-byte slot.
         self._read_posted = False
@@ -301,6 +303,8 @@ class TcpSocket(_Protocol):
         events report it."""
         new, events = TRANSITIONS[self.state][what]
         self.state = new
+        if new is UNCONNECTED:
+            self._local = self._remote = None  # no end is reported any more
         for event in events:
             self._post(event, int(new) if event == _SC else arg)
 
@@ -511,11 +515,13 @@ class TcpSocket(_Protocol):
 
     def _addresses(self) -> Tuple[Tuple[str, int], Tuple[str, int]]:
         """(local, remote) (host, port) pairs; ("", 0) for an end not known."""
-        if self._remote is None:
-            transport = self._transport
+        remote = self._remote
+        if remote is None or remote.__class__ is not tuple:
+            # not asked yet: the transport, or the one that just ended, knows
+            transport = self._transport if remote is None else remote
             if transport is None:
                 return self._address(self._local), _NO_ADDRESS
-            self._keep_addresses(transport)
+            self._keep_addresses(cast(asyncio.BaseTransport, transport))
         return self._address(self._local), self._address(self._remote)
 
     def _keep_addresses(self, transport: asyncio.BaseTransport) -> None:
@@ -623,7 +629,11 @@ class TcpSocket(_Protocol):
         """What the end of the transport means here, however it ended."""
         transport, self._transport = self._transport, None
         if transport is not None and self._remote is None:
-            self._keep_addresses(transport)  # handlers may ask until UNCONNECTED
+            # Handlers may ask until UNCONNECTED. The transport keeps both
+            # ends after it closed (asyncio's as Python values, uvloop's as
+            # raw addresses): converting them now would cost every connection
+            # two address conversions that few scripts ask for.
+            self._remote = transport
         self._pauses = 0
         if self._budget is not None:
             self._budget.unpark(self)
