@@ -489,7 +489,9 @@ class Bridge(Stepper):
         return data
 
     def _on_event(self, obj: Any, event: int, a: Any, b: Any) -> None:
-        oid: int = obj.tag
+        # (compiled, a socket's tag is read directly; a tag of an object of
+        # unknown type is looked up by name)
+        oid: int = obj.tag if isinstance(obj, TcpSocket) else obj.tag
         if event == _READY_READ:
             # the bytes travel with the event (without a budget all of them:
             # nothing to weigh, nothing owed)

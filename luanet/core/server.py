@@ -37,7 +37,7 @@ ACCEPT_RETRY_MAX: Final = 5.0
 log = logging.getLogger("luanet")
 
 # bound once: an enum member looked up on its class costs ~10x a global
-_NEW_CONNECTION: Final = Event.NEW_CONNECTION
+_NEW_CONNECTION: Final = int(Event.NEW_CONNECTION)
 
 
 class _Handover:

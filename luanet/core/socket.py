@@ -52,14 +52,14 @@ from .constants import MODE_READ, MODE_WRITE, Event, SocketError, SocketState, o
 from .errors import classify
 from .events import EventQueue, Stepper
 from .states import (
-    _CONNECTED_EVENT,
-    _SC,
     BOUND,
+    CHANGES,
     CLOSING,
     CONNECTED,
+    CONNECTED_EVENT,
     CONNECTING,
     HOST_LOOKUP,
-    TRANSITIONS,
+    STATE_CHANGED,
     UNCONNECTED,
 )
 
@@ -77,10 +77,11 @@ _BUDGET: Final = 2  # the host's memory budget is spent (parked in it)
 _OWNER: Final = 4   # the owner's own buffer is full (pause_for_owner)
 
 _NO_ADDRESS: Final = ("", 0)
-_READY_READ: Final = Event.READY_READ
-_BYTES_WRITTEN: Final = Event.BYTES_WRITTEN
-_ABOUT_TO_CLOSE: Final = Event.ABOUT_TO_CLOSE
-_ERROR: Final = Event.ERROR  # bound once: a member looked up on its enum costs ~10x a global
+# As plain ints: compiled, an enum member is an object, compared by a call
+_READY_READ: Final = int(Event.READY_READ)
+_BYTES_WRITTEN: Final = int(Event.BYTES_WRITTEN)
+_ABOUT_TO_CLOSE: Final = int(Event.ABOUT_TO_CLOSE)
+_ERROR: Final = int(Event.ERROR)
 _REMOTE_HOST_CLOSED: Final = SocketError.REMOTE_HOST_CLOSED
 
 # A socket's steps (EventQueue.post_step, TcpSocket._run_step): an Event's
@@ -266,12 +267,12 @@ class TcpSocket(_Protocol):
         if listener is None:
             return
         # == on events, never `is`: compiled by mypyc they arrive as plain ints
-        if event == _SC or event == _ABOUT_TO_CLOSE:
+        if event == STATE_CHANGED or event == _ABOUT_TO_CLOSE:
             if sgen != self._sgen:
                 return
         elif gen != self._gen:
             return
-        elif event == _CONNECTED_EVENT:
+        elif event == CONNECTED_EVENT:
             self._seen = True
         listener(self, event, a, b)
 
@@ -301,12 +302,12 @@ class TcpSocket(_Protocol):
     def _change(self, what: str, arg: object = None) -> None:
         """The one way the state changes: TRANSITIONS says to what, and which
         events report it."""
-        new, events = TRANSITIONS[self.state][what]
+        new, number, events = CHANGES[self.state][what]
         self.state = new
         if new is UNCONNECTED:
             self._local = self._remote = None  # no end is reported any more
         for event in events:
-            self._post(event, int(new) if event == _SC else arg)
+            self._post(event, number if event == STATE_CHANGED else arg)
 
     def _new_connection(self) -> None:
         """Whatever was posted for the connection so far is stale from now on."""

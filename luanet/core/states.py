@@ -19,7 +19,6 @@ BOUND: Final = SocketState.BOUND
 CLOSING: Final = SocketState.CLOSING
 
 _SC: Final = Event.STATE_CHANGED
-_CONNECTED_EVENT: Final = Event.CONNECTED
 
 # state -> {what happened: (new state, events reported, in this order)}.
 # STATE_CHANGED carries the new state; ERROR the code given to _change().
@@ -48,3 +47,14 @@ TRANSITIONS: Final[Dict[SocketState, Dict[str, Tuple[SocketState, Tuple[Event, .
               "abort": (UNCONNECTED, (_SC, Event.DISCONNECTED)),
               "cancel": (UNCONNECTED, (_SC,))},
 }
+
+# The table as TcpSocket._change() reads it, with numbers: state -> {what
+# happened: (new state, its number, the events' numbers)}. Compiled, an enum
+# member compared with == or converted with int() is a call into Python; a
+# plain int is a machine word (three changes a connection).
+CHANGES: Final[Dict[SocketState, Dict[str, Tuple[SocketState, int, Tuple[int, ...]]]]] = {
+    state: {what: (new, int(new), tuple(int(event) for event in events))
+            for what, (new, events) in moves.items()}
+    for state, moves in TRANSITIONS.items()}
+STATE_CHANGED: Final = int(Event.STATE_CHANGED)
+CONNECTED_EVENT: Final = int(Event.CONNECTED)
