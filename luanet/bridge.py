@@ -24,7 +24,7 @@ import importlib
 import logging
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Dict, Final, Iterable, List, Optional, Set, cast
+from typing import Any, Callable, Dict, Final, Iterable, List, Optional, Set, Tuple, cast
 
 from .core import Event, EventQueue, SocketState, TcpServer, TcpSocket
 from .core.budget import MemoryBudget
@@ -54,7 +54,8 @@ _BATCH_EVENTS: Final = 200
 HEADROOM: Final = 64 << 10
 
 _READY_READ: Final = int(Event.READY_READ)
-_ALWAYS: Final = frozenset(int(e) for e in ALWAYS_DELIVERED)
+# as bits (1 << event), like the per-object masks of _wanted: tested without a lookup
+_ALWAYS: Final = sum(1 << int(e) for e in ALWAYS_DELIVERED)
 _BYTES_WRITTEN: Final = int(Event.BYTES_WRITTEN)
 _ACCEPT_ERROR: Final = int(Event.ACCEPT_ERROR)
 
@@ -274,6 +275,19 @@ class Bridge(Stepper):
             sock = objects.get(oid)
             return sock.write(data) if isinstance(sock, TcpSocket) else -1
 
+        # once a connection each: the guard (below) written out, without its
+        # call by name and argument tuple
+        def next_pending(oid: int) -> Any:
+            self._check_open()
+            try:
+                return self._next_pending(oid)
+            except Exception:
+                return self._internal_error("next_pending")
+
+        def release(*oids: Any) -> None:
+            self._check_open()
+            self._release(oids)  # (each id under its own guard)
+
         def write_at(oid: int, at: int) -> int:
             # write_string of the bytes a ready_read_handler was handed
             # (dispatch.lua checked they are equal): the batch's own object
@@ -284,7 +298,7 @@ class Bridge(Stepper):
             "server_new": self._guard(self._server_new),
             "socket_new": self._guard(self._socket_new),
             "timer_new": self._guard(self._timer_new),
-            "release": self._guard(self._release),
+            "release": release,
             "describe": self._guard(lambda oid: self._fit(repr(get(oid)).encode())),
             "getter": self._getter,
             "setter": self._setter,
@@ -299,7 +313,7 @@ class Bridge(Stepper):
             "server_close": self._guard(lambda oid: get(oid).close()),
             "pause": self._guard(lambda oid: get(oid).pause_accepting()),
             "resume": self._guard(lambda oid: get(oid).resume_accepting()),
-            "next_pending": self._guard(self._next_pending),
+            "next_pending": next_pending,
             # TcpSocket
             "connect": self._guard(lambda oid, host, port, mode: self._result(get(oid), get(oid).connect(
                 host.decode("utf-8", "replace"), int(port), int(mode)))),
@@ -320,14 +334,21 @@ class Bridge(Stepper):
         """A native that never raises into Lua: a Python exception here is a
         bug of luanet's, logged, and Lua gets nil."""
         def guarded(*args: Any) -> Any:
-            if self._closed:
-                raise HostClosed("luanet: this host is closed")
+            self._check_open()
             try:
                 return fn(*args)
             except Exception:
-                log.exception("internal error in %s", getattr(fn, "__name__", "a native call"))
-                return None
+                return self._internal_error(getattr(fn, "__name__", "a native call"))
         return guarded
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise HostClosed("luanet: this host is closed")
+
+    def _internal_error(self, name: str) -> None:
+        """Log the exception being handled, a bug of luanet's in native
+        ``name``; Lua gets nil."""
+        log.exception("internal error in %s", name)
 
     def _fit(self, data: bytes) -> Any:
         """``data`` if a Lua string of it fits the memory budget, else False
@@ -351,8 +372,13 @@ class Bridge(Stepper):
         oid = self._next_id
         # The id rides on the object as its opaque tag, and every object
         # shares one listener: nothing is made per connection for it.
-        obj.tag = oid
-        obj.listener = self._event_of
+        # (Compiled, a socket's fields are set directly; by name otherwise.)
+        if isinstance(obj, TcpSocket):
+            obj.tag = oid
+            obj.listener = self._event_of
+        else:
+            obj.tag = oid
+            obj.listener = self._event_of
         self._objects[oid] = obj
         return oid
 
@@ -400,7 +426,7 @@ class Bridge(Stepper):
     def _want(self, oid: int, event: int, on: bool) -> None:
         if oid not in self._objects:
             return  # released: no entry that nothing would remove
-        if event not in _ALWAYS:  # those cross anyway: no entry (and no int) per socket
+        if not (_ALWAYS >> event) & 1:  # those cross anyway: no entry (and no int) per socket
             bit = 1 << int(event)
             mask = self._wanted.get(oid, 0)
             self._wanted[oid] = (mask | bit) if on else (mask & ~bit)
@@ -419,7 +445,7 @@ class Bridge(Stepper):
         else:
             sock.resume_for_owner()
 
-    def _release(self, *oids: Any) -> None:
+    def _release(self, oids: Tuple[Any, ...]) -> None:
         """These Lua objects were collected (finalisers queue their ids).
         Each on its own: a failure with one must not keep the rest open."""
         for oid in oids:
@@ -470,20 +496,22 @@ class Bridge(Stepper):
     def _take_data(self, oid: int, sock: TcpSocket) -> Optional[bytes]:
         """The socket's received bytes, as many as fit in Lua; the rest stay
         in Python (held back, reading paused) until Lua has room."""
-        if not sock.bytes_available:
+        size = sock.bytes_available
+        if not size:
             return None
         room = self._lua_room()
-        if room < sock.bytes_available:
+        if room < size:
             self.runtime.gccollect()
             room = self._lua_room()
         if room <= 0:
             self._owed[sock] = oid
             return None
-        if room < sock.bytes_available:
+        if room < size:
             self._owed[sock] = oid
             data = sock.read(room)
         else:
-            self._owed.pop(sock, None)
+            if sock in self._owed:  # (compiled: a direct call; pop() is looked up by name)
+                del self._owed[sock]
             data = sock.read()
         self._batch_bytes += len(data)
         return data
@@ -508,7 +536,7 @@ class Bridge(Stepper):
                 if not b:
                     return
                 a = b""  # handed over already (next_pending): announce only
-        elif event not in _ALWAYS and not (self._wanted.get(oid, 0) >> event) & 1:
+        elif not (_ALWAYS >> event) & 1 and not (self._wanted.get(oid, 0) >> event) & 1:
             return  # no handler for it: not worth a trip into Lua
         self._batch += (event, oid, a)
 
@@ -566,8 +594,7 @@ class Bridge(Stepper):
 
     # ------------------------------------------------------------ loop helpers
     def _lua_run_until(self, predicate: Any, timeout: float) -> Any:
-        if self._closed:
-            raise HostClosed("luanet: this host is closed")
+        self._check_open()
         try:
             return self._run_until(predicate, float(timeout))
         except HostClosed:
@@ -576,8 +603,7 @@ class Bridge(Stepper):
             return None, _lua_message(exc).encode()
 
     def _lua_run_for(self, seconds: float) -> Any:
-        if self._closed:
-            raise HostClosed("luanet: this host is closed")
+        self._check_open()
         try:
             self._run_for(float(seconds))
             return True

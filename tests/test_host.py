@@ -446,3 +446,42 @@ def test_load_module_gives_bundled_code_the_debug_library_but_not_scripts(host):
     # ...and a module name is a name, not a path into the file system.
     with pytest.raises(ValueError):
         host.load_module("../net")
+
+
+@pytest.mark.source
+def test_an_internal_error_in_a_native_is_logged_and_lua_gets_nil(make_host, monkeypatch, caplog):
+    """A Python exception inside a native call is a bug of luanet's: it is
+    logged with the native's name and never raised into the script, which
+    gets nil (the per-connection natives have their own guard; the rest
+    share one)."""
+    from luanet.bridge import Bridge
+    from luanet.core import Event
+
+    def _next_pending(self, oid):
+        raise RuntimeError("boom")
+
+    wanted = Bridge._want
+
+    def _want(self, oid, event, on):
+        if event == Event.ACCEPT_ERROR:
+            raise RuntimeError("boom")
+        wanted(self, oid, event, on)
+
+    monkeypatch.setattr(Bridge, "_next_pending", _next_pending)
+    monkeypatch.setattr(Bridge, "_want", _want)
+    host = make_host()
+    host.execute("""
+        server = net.TcpServer.new()
+        assert(server:listen(0))
+        server.accept_error_handler = function() end
+        taken = "not yet"
+        server.new_connection_handler = function(s) taken = s:next_pending_connection() end
+    """)
+    client = socket.create_connection(("127.0.0.1", lua_int(host, "server.port")))
+    try:
+        run_until(host, lambda: host.eval("taken") != b"not yet", "the handler")
+        assert host.eval("taken") is None
+    finally:
+        client.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "luanet"]
+    assert "internal error in next_pending" in said and "internal error in _want" in said
