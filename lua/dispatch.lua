@@ -105,10 +105,13 @@ local batch, batch_n, next_i = nil, 0, 1
 local batches = 0
 
 local function deliver_rest()
-  while next_i <= batch_n do
-    local i = next_i
+  -- locals for the loop; next_i is kept up to date for the run that
+  -- resumes after a handler error
+  local items, n, i = batch, batch_n, next_i
+  while i <= n do
     next_i = i + 3
-    deliver(batch[i], batch[i + 1], batch[i + 2], i + 2)
+    deliver(items[i], items[i + 1], items[i + 2], i + 2)
+    i = i + 3
   end
 end
 

@@ -39,18 +39,28 @@ function objects.shutdown() host_open = false end
 -- are the ids; Python has had those up to `handed`.
 objects.queued = 0
 local released, handed = {}, 0
+local slots = 0  -- released[1..slots] exist: storing there allocates nothing
 local RELEASE_CALL = 100  -- ids per call: well inside every version's C stack
 
 local function queue(id)
   local n = objects.queued + 1
   released[n] = id  -- may fail (a new slot, out of memory): then nothing is counted
   objects.queued = n
+  if n > slots then slots = n end
 end
 
 local function release(id)
   if not host_open then return end
   -- inside a dispatch, queued; outside one, or if the queue cannot grow, at once
-  if objects.serial ~= 0 and pcall(queue, id) then return end
+  if objects.serial ~= 0 then
+    local n = objects.queued + 1
+    if n <= slots then  -- cannot fail: no pcall
+      released[n] = id
+      objects.queued = n
+      return
+    end
+    if pcall(queue, id) then return end
+  end
   native.release(id)
 end
 
