@@ -156,6 +156,7 @@ class Bridge(Stepper):
         self._objects: Dict[int, Any] = {}
         # id -> bit mask (1 << event) of the events the Lua object has a
         # handler for; the others never cross (but those Lua always needs).
+        # Servers and timers only: a socket keeps its own (events_wanted).
         self._wanted: Dict[int, int] = {}
         self._next_id = 0
         self._batch: List[Any] = []
@@ -376,6 +377,7 @@ class Bridge(Stepper):
         if isinstance(obj, TcpSocket):
             obj.tag = oid
             obj.listener = self._event_of
+            obj.events_wanted = _ALWAYS  # a socket drops what no handler wants itself
         else:
             obj.tag = oid
             obj.listener = self._event_of
@@ -426,11 +428,14 @@ class Bridge(Stepper):
     def _want(self, oid: int, event: int, on: bool) -> None:
         if oid not in self._objects:
             return  # released: no entry that nothing would remove
-        if not (_ALWAYS >> event) & 1:  # those cross anyway: no entry (and no int) per socket
-            bit = 1 << int(event)
-            mask = self._wanted.get(oid, 0)
-            self._wanted[oid] = (mask | bit) if on else (mask & ~bit)
         obj = self._objects.get(oid)
+        if not (_ALWAYS >> event) & 1:  # those cross anyway
+            bit = 1 << int(event)
+            if isinstance(obj, TcpSocket):  # (its own mask: no entry here)
+                obj.events_wanted = (obj.events_wanted | bit) if on else (obj.events_wanted & ~bit)
+            else:
+                mask = self._wanted.get(oid, 0)
+                self._wanted[oid] = (mask | bit) if on else (mask & ~bit)
         if event == _BYTES_WRITTEN and obj is not None:
             obj.notify_bytes_written = bool(on)
         elif event == _ACCEPT_ERROR and obj is not None:
@@ -536,8 +541,9 @@ class Bridge(Stepper):
                 if not b:
                     return
                 a = b""  # handed over already (next_pending): announce only
-        elif not (_ALWAYS >> event) & 1 and not (self._wanted.get(oid, 0) >> event) & 1:
-            return  # no handler for it: not worth a trip into Lua
+        elif (not (_ALWAYS >> event) & 1 and not isinstance(obj, TcpSocket)
+              and not (self._wanted.get(oid, 0) >> event) & 1):
+            return  # no handler for it: not worth a trip into Lua (a socket checked its own)
         self._batch += (event, oid, a)
 
     def _defer(self, token: int) -> None:

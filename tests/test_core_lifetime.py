@@ -669,6 +669,33 @@ def test_both_ends_stay_known_after_the_transport_ended_until_unconnected(loop):
         ls.close()
 
 
+def test_a_socket_tells_its_listener_only_the_events_it_wants_when_due(loop):
+    """events_wanted filters as events are delivered, not as they are
+    posted: a bit set in between still gets its event (a Lua handler set
+    right after the call that caused it hears of it)."""
+    ls, port = py_server()
+    try:
+        sock, rec = client(loop, port)
+        conn = accept(loop, ls)
+        rec.clear()
+        sock.events_wanted = 1 << Event.DISCONNECTED
+        conn.close()  # the peer closes: ERROR and two state changes, unwanted
+        run_until(loop, lambda: "DISCONNECTED" in rec.names(), "the end")
+        assert rec.names() == ["DISCONNECTED"]
+
+        sock2, rec2 = client(loop, port)
+        conn2 = accept(loop, ls)
+        rec2.clear()
+        sock2.events_wanted = 0
+        sock2.abort()  # posts STATE_CHANGED and DISCONNECTED now
+        sock2.events_wanted = 1 << Event.STATE_CHANGED
+        turns(loop)
+        assert rec2.names() == ["STATE_CHANGED UNCONNECTED"]
+        conn2.close()
+    finally:
+        ls.close()
+
+
 def test_a_failing_step_is_logged_and_the_rest_of_its_batch_runs(loop, caplog):
     """One broken step must not starve the steps posted after it: they run
     in the same batch, in order, and the failure is logged with its step."""

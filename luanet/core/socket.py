@@ -206,7 +206,7 @@ class TcpSocket(_Protocol):
         "_read_limit", "_read_buffer_size", "_budget", "_wheld", "_wpaused", "_rslow",
         "_attached", "_early_end", "_closing_remote", "_written_total",
         "_written_reported", "_written_sent", "_written_posted", "notify_bytes_written",
-        "_gen", "_sgen", "_seen", "_dial", "_wturn", "_local",
+        "_gen", "_sgen", "_seen", "_dial", "_wturn", "_local", "events_wanted",
         "_remote", "server",
     )
 
@@ -236,6 +236,9 @@ class TcpSocket(_Protocol):
         self._written_reported = 0  # of those, reported through BYTES_WRITTEN
         self._written_sent = 0      # of those, known to have left the transport
         self._wturn = -1  # the turn (EventQueue.turn) of the last write
+        # Bits (1 << event) of the events the listener is told of; the rest
+        # are dropped when due. The owner may change it at any time.
+        self.events_wanted = -1  # all
         self._gen = 0  # the connection; steps posted under another value are stale
         self._sgen = 0  # abort()s: STATE_CHANGED posted before is stale
         self._dial: Optional[_Dial] = None  # connect()/bind() state, made by them
@@ -274,7 +277,8 @@ class TcpSocket(_Protocol):
             return
         elif event == CONNECTED_EVENT:
             self._seen = True
-        listener(self, event, a, b)
+        if (self.events_wanted >> event) & 1:
+            listener(self, event, a, b)
 
     def _post(self, event: int, a: object = None, b: object = None) -> None:
         self._events.post_step(self, event, self._gen, self._sgen, a, b)
