@@ -188,7 +188,9 @@ class _Dial:
 class TcpSocket(_Protocol):
     """One TCP connection, client or accepted, with a read buffer.
 
-    ``listener(sock, event, a, b)`` receives the events; ``tag`` is the
+    ``listener(sock, event, a, b)`` receives the events, those whose bit
+    (``1 << event``) is set in ``events_wanted`` (all by default; checked as
+    each event is due); ``tag`` is the
     owner's to set (the bridge keeps its id there), never read here. ``budget`` (a
     MemoryBudget with a limit) is charged for the bytes held here: received
     and not read yet, written and not sent yet.
