@@ -53,12 +53,7 @@ local function release(id)
   if not host_open then return end
   -- inside a dispatch, queued; outside one, or if the queue cannot grow, at once
   if objects.serial ~= 0 then
-    local n = objects.queued + 1
-    if n <= slots then  -- cannot fail: no pcall
-      released[n] = id
-      objects.queued = n
-      return
-    end
+    if objects.queued < slots then queue(id) return end  -- a slot used before: cannot fail
     if pcall(queue, id) then return end
   end
   native.release(id)
