@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, Final, Iterable, List, Optional, Set, Tu
 
 from .core import Event, EventQueue, SocketState, TcpServer, TcpSocket
 from .core.budget import MemoryBudget
-from .core.events import Stepper
+from .core.events import Reporter, Stepper
 from .core.timer import Timer
 from .errors import HostClosed
 from .output import stdout
@@ -366,21 +366,17 @@ class Bridge(Stepper):
         return False, self._fit(obj.error_string.encode("utf-8", "replace")) or b"not enough memory"
 
     # ------------------------------------------------------------ handles
-    def _register(self, obj: Any) -> int:
+    def _register(self, obj: Reporter) -> int:
         if self._read_buffer_size and isinstance(obj, TcpSocket):
             obj.read_buffer_size = self._read_buffer_size  # the host's default
         self._next_id += 1
         oid = self._next_id
         # The id rides on the object as its opaque tag, and every object
         # shares one listener: nothing is made per connection for it.
-        # (Compiled, a socket's fields are set directly; by name otherwise.)
+        obj.tag = oid
+        obj.listener = self._event_of
         if isinstance(obj, TcpSocket):
-            obj.tag = oid
-            obj.listener = self._event_of
             obj.events_wanted = _ALWAYS  # a socket drops what no handler wants itself
-        else:
-            obj.tag = oid
-            obj.listener = self._event_of
         self._objects[oid] = obj
         return oid
 
@@ -521,10 +517,8 @@ class Bridge(Stepper):
         self._batch_bytes += len(data)
         return data
 
-    def _on_event(self, obj: Any, event: int, a: Any, b: Any) -> None:
-        # (compiled, a socket's tag is read directly; a tag of an object of
-        # unknown type is looked up by name)
-        oid: int = obj.tag if isinstance(obj, TcpSocket) else obj.tag
+    def _on_event(self, obj: Reporter, event: int, a: Any, b: Any) -> None:
+        oid: int = obj.tag
         if event == _READY_READ:
             # the bytes travel with the event (without a budget all of them:
             # nothing to weigh, nothing owed)

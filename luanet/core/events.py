@@ -52,6 +52,22 @@ class _Call(Stepper):
         return repr(self.fn)
 
 
+# What core objects report to: listener(obj, event, a, b).
+Listener = Callable[[Any, int, Any, Any], None]
+
+
+class Reporter(Stepper):
+    """A core object that reports events (TcpSocket, TcpServer, Timer):
+    ``listener`` receives them (None: nobody); ``tag`` is the owner's to set
+    (the bridge keeps its id there), never read by core. Here, not in each
+    class, so that an owner holding any of them reads both directly."""
+
+    __slots__ = ("listener", "tag")
+
+    listener: Optional[Listener]
+    tag: Any
+
+
 # values per posted step in EventQueue._pending: target, step, gen, x, a, b
 _STEP_SIZE: Final = 6
 

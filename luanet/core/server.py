@@ -22,8 +22,8 @@ from .addresses import dual_stack_socket
 from .budget import MemoryBudget
 from .constants import Event, SocketError
 from .errors import RESOURCE_ERRNOS, TRANSIENT_ACCEPT_ERRNOS, classify
-from .events import EventQueue, Stepper
-from .socket import Listener, TcpSocket
+from .events import EventQueue, Listener, Reporter
+from .socket import TcpSocket
 from .states import UNCONNECTED
 
 DEFAULT_MAX_PENDING: Final = 30
@@ -66,7 +66,7 @@ class _Handover:
         pass  # libuv has closed the descriptor
 
 
-class TcpServer(Stepper):
+class TcpServer(Reporter):
     """A QTcpServer: listens, queues accepted connections as TcpSockets (up
     to ``max_pending_connections``) and reports to ``listener``.
 
@@ -81,7 +81,7 @@ class TcpServer(Stepper):
         reuse_port: set SO_REUSEPORT so other processes can serve the port.
     """
 
-    __slots__ = ("listener", "tag", "socket_listener", "_events", "_loop", "_bind_address",
+    __slots__ = ("socket_listener", "_events", "_loop", "_bind_address",
                  "_lsock", "_watching", "_paused", "_max_pending", "_queue", "_wrapping",
                  "_handed_out", "_family", "error", "error_string", "_budget",
                  "accept_error_handled", "_retry", "_retry_delay", "_logged", "reuse_port",
@@ -92,7 +92,7 @@ class TcpServer(Stepper):
                  budget: Optional[MemoryBudget] = None, reuse_port: bool = False):
         self.reuse_port = reuse_port  # share the port with other processes (SO_REUSEPORT)
         self.listener = listener
-        self.tag: Any = None  # the owner's name for this server; never read here
+        self.tag = None
         self.socket_listener = socket_listener  # given to the sockets it hands out
         self._events = events
         self._loop = events.loop

@@ -44,13 +44,13 @@ import errno
 import functools
 import os
 import socket as _socket
-from typing import Any, Callable, Final, List, Optional, Tuple, cast
+from typing import Any, Final, List, Optional, Tuple, cast
 
 from .addresses import dual_stack_socket, plain_address
 from .budget import MemoryBudget
 from .constants import MODE_READ, MODE_WRITE, Event, SocketError, SocketState, open_mode_valid
 from .errors import classify
-from .events import EventQueue, Stepper
+from .events import EventQueue, Listener, Reporter
 from .states import (
     BOUND,
     CHANGES,
@@ -62,8 +62,6 @@ from .states import (
     STATE_CHANGED,
     UNCONNECTED,
 )
-
-Listener = Callable[[object, int, object, object], None]
 
 # Received bytes the listener has not taken yet, beyond which reading pauses
 # until the next batch hands them over. Keeps what one READY_READ carries (and
@@ -98,11 +96,11 @@ BUDGET_SPENT: Final = ("The host's max_memory budget is spent: nothing was queue
                 "(the peers have not taken what was written yet)")
 
 
-class _Protocol(Stepper):
+class _Protocol(Reporter):
     """asyncio's protocol callbacks, doing nothing: the base of this module's
     protocols. Not asyncio.Protocol itself, which asyncio never asks for (it
     calls these by name): mypyc compiles this module, and a compiled class
-    cannot derive from an interpreted one. (A Stepper for TcpSocket: a
+    cannot derive from an interpreted one. (A Reporter for TcpSocket: a
     compiled class has one base.)"""
 
     __slots__ = ()
@@ -203,7 +201,7 @@ class TcpSocket(_Protocol):
     """
 
     __slots__ = (
-        "listener", "tag", "_events", "_bind_address", "state", "open_mode",
+        "_events", "_bind_address", "state", "open_mode",
         "error", "error_string", "_transport", "_rchunks", "_rlen", "_read_posted", "_pauses",
         "_read_limit", "_read_buffer_size", "_budget", "_wheld", "_wpaused", "_rslow",
         "_attached", "_early_end", "_closing_remote", "_written_total",
@@ -215,7 +213,7 @@ class TcpSocket(_Protocol):
     def __init__(self, events: EventQueue, listener: Optional[Listener] = None,
                  bind_address: Optional[str] = None, budget: Optional[MemoryBudget] = None):
         self.listener = listener
-        self.tag: Any = None  # the owner's name for this socket; never read here
+        self.tag = None
         self._events = events
         self._bind_address = bind_address
         self.state = UNCONNECTED

@@ -11,15 +11,13 @@ older generation is ignored.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Optional
+from typing import Optional
 
 from .constants import Event
-from .events import EventQueue, Stepper
-
-Listener = Callable[[Any, int, Any, Any], None]
+from .events import EventQueue, Listener, Reporter
 
 
-class Timer(Stepper):
+class Timer(Reporter):
     """A QTimer: fires ``Event.TIMEOUT`` to ``listener`` after ``interval``
     seconds, once (``single_shot``) or repeatedly, until stopped.
 
@@ -28,12 +26,12 @@ class Timer(Stepper):
         listener: called as ``listener(timer, Event.TIMEOUT, None, None)``.
     """
 
-    __slots__ = ("listener", "tag", "_events", "_loop", "interval", "single_shot",
+    __slots__ = ("_events", "_loop", "interval", "single_shot",
                  "_handle", "_due", "_generation")
 
     def __init__(self, events: EventQueue, listener: Optional[Listener] = None) -> None:
         self.listener = listener
-        self.tag: Any = None  # the owner's name for this timer; never read here
+        self.tag = None
         self._events = events
         self._loop = events.loop
         self.interval = 0.0
