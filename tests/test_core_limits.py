@@ -153,6 +153,22 @@ def test_owner_pause_and_read_ahead_pause_are_independent(loop):
         server.release()
 
 
+def test_one_full_read_does_not_pause_reading(loop):
+    # asyncio hands over up to 256 KiB a read: a read-ahead limit of one read
+    # paused and resumed reading after every full read of a bulk transfer
+    server, peer, sock = accepted_pair(loop)
+    try:
+        sock.data_received(bytes(256 * 1024))
+        assert sock._transport.is_reading()
+        sock.data_received(bytes(READ_AHEAD_LIMIT))
+        assert not sock._transport.is_reading()  # past the limit: paused
+        assert len(sock.read()) == 256 * 1024 + READ_AHEAD_LIMIT
+        assert sock._transport.is_reading()
+    finally:
+        peer.close()
+        server.release()
+
+
 def test_announce_keeps_reading_paused_when_the_owner_did_not_take_the_bytes(loop):
     rec = Recorder()  # gets READY_READ, reads nothing
     server, peer, sock = accepted_pair(loop, listener=rec)

@@ -66,8 +66,11 @@ from .states import (
 # Received bytes the listener has not taken yet, beyond which reading pauses
 # until the next batch hands them over. Keeps what one READY_READ carries (and
 # what a connection queued in its server holds) bounded, without ever making
-# the peer wait on the script: the next batch always comes.
-READ_AHEAD_LIMIT: Final = 1 << 18
+# the peer wait on the script: the next batch always comes. Two of asyncio's
+# largest reads (256 KiB): at one, every full read of a bulk transfer paused
+# and resumed reading (two epoll_ctl calls and asyncio's Python around them,
+# 12% of a MiB's instructions).
+READ_AHEAD_LIMIT: Final = 1 << 19
 
 # Why reading is paused (bits of _pauses): it resumes only when none holds.
 _AHEAD: Final = 1   # READ_AHEAD_LIMIT / read_buffer_size bytes not taken yet
