@@ -44,14 +44,12 @@ end
 
 local running_name  -- the handler being run, for error reports
 
--- The bytes a ready_read_handler runs for, and where they are in the batch
--- Python is dispatching: a write_string of an equal string (an echo) has
--- Python write its own bytes object (native.write_at) instead of lupa
--- copying the string back into a new one. Set only while the handler runs;
--- net.lua reads it.
--- Below ECHO_MIN bytes a copy costs less than keeping track.
-local current = { data = nil, at = 0 }
-local ECHO_MIN = 1024
+-- The bytes a ready_read_handler runs for, their object's id, and where
+-- they are in the batch Python is dispatching: a write_string of an equal
+-- string (an echo) has Python write its own bytes object (native.write_at)
+-- instead of lupa copying the string back into a new one. Set only while
+-- the handler runs; net.lua reads it.
+local current = { data = nil, id = 0, at = 0 }
 dispatch.current = current
 
 -- Deliver one event. Runs unprotected: dispatch below catches errors.
@@ -91,8 +89,8 @@ local function deliver(kind, id, a, at)
   if handler then
     running_name = name
     if timed then start_clock() end
-    if kind == READY_READ and #a >= ECHO_MIN then
-      current.data, current.at = a, at
+    if kind == READY_READ then
+      current.data, current.id, current.at = a, id, at
       handler(obj)
       current.data = nil
     -- exactly the documented arguments: varargs and spies see no trailing nil
@@ -141,7 +139,7 @@ end
 local function run(...)
   local items = { ... }  -- (may fail for memory: nothing has changed yet)
   local outer, outer_n, outer_i, outer_serial = batch, batch_n, next_i, objects.serial
-  local outer_data, outer_at = current.data, current.at
+  local outer_data, outer_id, outer_at = current.data, current.id, current.at
   batches = batches + 1
   objects.serial = batches
   batch, batch_n, next_i = items, select("#", ...), 1
@@ -155,7 +153,7 @@ local function run(...)
   end
   batch, batch_n, next_i = outer, outer_n, outer_i
   objects.serial = outer_serial
-  current.data, current.at = outer_data, outer_at
+  current.data, current.id, current.at = outer_data, outer_id, outer_at
   if outer_serial ~= 0 then dispatch.after_nested() end
   if objects.queued > 0 then objects.flush_released() end
 end

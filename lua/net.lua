@@ -129,10 +129,16 @@ TcpSocket.methods.write_string = function(self, ...)
     if why then raise(format("bad argument #1 to 'write_string' (%s)", why)) end
   end
   -- an echo of the bytes being delivered: Python writes its own copy of
-  -- them (equal strings, so the same bytes), lupa converts none back
+  -- them (equal strings, so the same bytes), lupa converts none back; back
+  -- to where they came from, only their place in the batch crosses
   local n
   if data == delivered.data then
-    n = native.write_at(rec.id, delivered.at)
+    local id = rec.id
+    if id == delivered.id then
+      n = native.write_at(delivered.at)
+    else
+      n = native.write_at(delivered.at, id)
+    end
   else
     n = native.write(rec.id, data)
   end

@@ -289,11 +289,15 @@ class Bridge(Stepper):
             self._check_open()
             self._release(oids)  # (each id under its own guard)
 
-        def write_at(oid: int, at: int) -> int:
-            # write_string of the bytes a ready_read_handler was handed
-            # (dispatch.lua checked they are equal): the batch's own object
-            sock = objects.get(oid)
-            return sock.write(self._delivering[at - 1]) if isinstance(sock, TcpSocket) else -1
+        def write_at(at: int, oid: Optional[int] = None) -> int:
+            # write_string of the bytes a ready_read_handler was handed (net.lua
+            # checked they are equal): the batch's own object, to the socket
+            # they came from (the id before them in the batch) or to ``oid``.
+            # Every argument lupa converts costs ~700 instructions: an echo
+            # sends only where its bytes are.
+            delivering = self._delivering
+            sock = objects.get(delivering[at - 2] if oid is None else oid)
+            return sock.write(delivering[at - 1]) if isinstance(sock, TcpSocket) else -1
 
         return {
             "server_new": self._guard(self._server_new),

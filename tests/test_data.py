@@ -54,6 +54,57 @@ def test_every_byte_value_both_ways(make_host, lua):
     assert host.eval("matches") is True
 
 
+@pytest.mark.parametrize("lua", ALL_LUAS)
+def test_a_handed_string_written_again_goes_where_it_is_written(make_host, lua):
+    # write_string of the string a ready_read_handler was handed sends the
+    # batch's own bytes object (net.lua's echo path): to the socket the bytes
+    # came from (only their place crosses), to another socket (the place and
+    # its id), and as an equal string made anew
+    host = make_host(lua=lua)
+    host.execute("""
+        conns, sizes = {}, {}
+        server = net.TcpServer.new()
+        server.new_connection_handler = function(srv)
+            while srv.has_pending_connections do
+                local c = srv:next_pending_connection()
+                conns[#conns + 1] = c
+                c.ready_read_handler = function(c)
+                    local s = c:read_all_string()
+                    local other = conns[1] == c and conns[2] or conns[1]
+                    local n1 = c:write_string(s)
+                    local n2 = other:write_string(s)
+                    local n3 = c:write_string(string.sub(s .. "x", 1, -2))
+                    assert(n1 == #s and n2 == #s and n3 == #s, "write_string's count")
+                    sizes[#sizes + 1] = #s
+                end
+            end
+        end
+        assert(server:listen(0))
+    """)
+    port = lua_int(host, "server.port")
+    a, b = connect(port), connect(port)
+    try:
+        run_until(host, lambda: host.eval("#conns") == 2, "both connections")
+        for sender, receiver, payload in ((a, b, b"from-a"), (b, a, os.urandom(3000))):
+            sender.sendall(payload)
+            relayed = wait_for(host, in_thread(recv_exact, receiver, len(payload)))
+            back = wait_for(host, in_thread(recv_exact, sender, 2 * len(payload)))
+            assert relayed == payload
+            # each piece the handler was handed comes back twice, in order
+            pieces = [lua_int(host, "sizes[%d]" % i) for i in range(1, lua_int(host, "#sizes") + 1)]
+            expected, at = b"", 0
+            for size in pieces:
+                expected += payload[at:at + size] * 2
+                at += size
+                if at == len(payload):
+                    break
+            assert back == expected
+            host.execute("sizes = {}")
+    finally:
+        a.close()
+        b.close()
+
+
 def test_every_byte_value_through_byte_tables(host):
     host.execute("""
         server = net.TcpServer.new()
