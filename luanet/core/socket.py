@@ -69,7 +69,7 @@ from .states import (
 # the peer wait on the script: the next batch always comes. Two of asyncio's
 # largest reads (256 KiB): at one, every full read of a bulk transfer paused
 # and resumed reading (two epoll_ctl calls and asyncio's Python around them,
-# 12% of a MiB's instructions).
+# 13% of a MiB's instructions).
 READ_AHEAD_LIMIT: Final = 1 << 19
 
 # Why reading is paused (bits of _pauses): it resumes only when none holds.
