@@ -54,7 +54,7 @@ _BATCH_EVENTS: Final = 200
 HEADROOM: Final = 64 << 10
 
 _READY_READ: Final = int(Event.READY_READ)
-# as bits (1 << event), like the per-object masks of _wanted: tested without a lookup
+# as bits (1 << event), like each object's events_wanted: tested without a lookup
 _ALWAYS: Final = sum(1 << int(e) for e in ALWAYS_DELIVERED)
 _BYTES_WRITTEN: Final = int(Event.BYTES_WRITTEN)
 _ACCEPT_ERROR: Final = int(Event.ACCEPT_ERROR)
@@ -154,10 +154,6 @@ class Bridge(Stepper):
         self._run_until = run_until
         self._run_for = run_for
         self._objects: Dict[int, Any] = {}
-        # id -> bit mask (1 << event) of the events the Lua object has a
-        # handler for; the others never cross (but those Lua always needs).
-        # Servers and timers only: a socket keeps its own (events_wanted).
-        self._wanted: Dict[int, int] = {}
         self._next_id = 0
         self._batch: List[Any] = []
         # the part of a batch Lua is running (native.write_at indexes it)
@@ -379,8 +375,9 @@ class Bridge(Stepper):
         # shares one listener: nothing is made per connection for it.
         obj.tag = oid
         obj.listener = self._event_of
-        if isinstance(obj, TcpSocket):
-            obj.events_wanted = _ALWAYS  # a socket drops what no handler wants itself
+        # Only the events a Lua handler is set for cross (and those Lua
+        # always needs): the object drops the others itself (_want sets them).
+        obj.events_wanted = _ALWAYS
         self._objects[oid] = obj
         return oid
 
@@ -426,19 +423,15 @@ class Bridge(Stepper):
         return self._guard(lambda oid, value: write(self._objects.get(oid, _RELEASED), value))
 
     def _want(self, oid: int, event: int, on: bool) -> None:
-        if oid not in self._objects:
-            return  # released: no entry that nothing would remove
         obj = self._objects.get(oid)
+        if obj is None:
+            return  # released
         if not (_ALWAYS >> event) & 1:  # those cross anyway
             bit = 1 << int(event)
-            if isinstance(obj, TcpSocket):  # (its own mask: no entry here)
-                obj.events_wanted = (obj.events_wanted | bit) if on else (obj.events_wanted & ~bit)
-            else:
-                mask = self._wanted.get(oid, 0)
-                self._wanted[oid] = (mask | bit) if on else (mask & ~bit)
-        if event == _BYTES_WRITTEN and obj is not None:
+            obj.events_wanted = (obj.events_wanted | bit) if on else (obj.events_wanted & ~bit)
+        if event == _BYTES_WRITTEN:
             obj.notify_bytes_written = bool(on)
-        elif event == _ACCEPT_ERROR and obj is not None:
+        elif event == _ACCEPT_ERROR:
             obj.accept_error_handled = bool(on)
 
     def _hold_reading(self, oid: int, hold: bool) -> None:
@@ -464,8 +457,6 @@ class Bridge(Stepper):
         # compiled, those are direct C calls where dict.pop and a method of
         # an object of unknown type are looked up by name)
         obj = self._objects.get(oid)
-        if oid in self._wanted:
-            del self._wanted[oid]
         if obj is None:
             return
         del self._objects[oid]
@@ -539,9 +530,6 @@ class Bridge(Stepper):
                 if not b:
                     return
                 a = b""  # handed over already (next_pending): announce only
-        elif (not (_ALWAYS >> event) & 1 and not isinstance(obj, TcpSocket)
-              and not (self._wanted.get(oid, 0) >> event) & 1):
-            return  # no handler for it: not worth a trip into Lua (a socket checked its own)
         self._batch += (event, oid, a)
 
     def _defer(self, token: int) -> None:

@@ -696,6 +696,40 @@ def test_a_socket_tells_its_listener_only_the_events_it_wants_when_due(loop):
         ls.close()
 
 
+def test_a_server_and_a_timer_tell_only_the_events_they_want(loop):
+    """The same mask on every Reporter: NEW_CONNECTION and TIMEOUT are
+    dropped while their bit is clear, and told once it is set."""
+    from luanet.core.timer import Timer
+
+    events = EventQueue(loop)
+    told = []
+    server = TcpServer(events, lambda obj, event, a, b: told.append(event), bind_address="127.0.0.1")
+    timer = Timer(events, lambda obj, event, a, b: told.append(event))
+    try:
+        assert server.listen(0)
+        server.events_wanted = 0
+        peer = socket.create_connection(("127.0.0.1", server.port), timeout=SAFETY)
+        run_until(loop, lambda: server.has_pending_connections, "the connection")
+        turns(loop)
+        timer.events_wanted = 0
+        timer.single_shot = True
+        timer.start(0.001)
+        run_until(loop, lambda: not timer.active, "the timeout")
+        turns(loop)
+        assert told == []
+
+        server.events_wanted = timer.events_wanted = -1
+        peer2 = socket.create_connection(("127.0.0.1", server.port), timeout=SAFETY)
+        timer.start(0.001)
+        run_until(loop, lambda: len(told) == 2, "both events")
+        assert sorted(told) == sorted([int(Event.NEW_CONNECTION), int(Event.TIMEOUT)])
+        peer.close()
+        peer2.close()
+    finally:
+        timer.stop()
+        server.release()
+
+
 def test_a_failing_step_is_logged_and_the_rest_of_its_batch_runs(loop, caplog):
     """One broken step must not starve the steps posted after it: they run
     in the same batch, in order, and the failure is logged with its step."""

@@ -58,14 +58,24 @@ Listener = Callable[[Any, int, Any, Any], None]
 
 class Reporter(Stepper):
     """A core object that reports events (TcpSocket, TcpServer, Timer):
-    ``listener`` receives them (None: nobody); ``tag`` is the owner's to set
-    (the bridge keeps its id there), never read by core. Here, not in each
-    class, so that an owner holding any of them reads both directly."""
+    ``listener`` receives them (None: nobody), those whose bit
+    (``1 << event``) is set in ``events_wanted`` (all by default; checked as
+    each event is due, so a change applies to events already posted);
+    ``tag`` is the owner's to set (the bridge keeps its id there), never read
+    by core. Here, not in each class, so that an owner holding any of them
+    reads them directly."""
 
-    __slots__ = ("listener", "tag")
+    __slots__ = ("listener", "tag", "events_wanted")
 
     listener: Optional[Listener]
     tag: Any
+    events_wanted: int
+
+    def _tell(self, event: int, a: object, b: object) -> None:
+        """Hand ``event`` to the listener, if there is one and it wants it."""
+        listener = self.listener
+        if listener is not None and (self.events_wanted >> event) & 1:
+            listener(self, event, a, b)
 
 
 # values per posted step in EventQueue._pending: target, step, gen, x, a, b

@@ -93,6 +93,7 @@ class TcpServer(Reporter):
         self.reuse_port = reuse_port  # share the port with other processes (SO_REUSEPORT)
         self.listener = listener
         self.tag = None
+        self.events_wanted = -1  # all
         self.socket_listener = socket_listener  # given to the sockets it hands out
         self._events = events
         self._loop = events.loop
@@ -413,12 +414,7 @@ class TcpServer(Reporter):
 
     def _run_step(self, step: int, gen: int, x: object, a: object, b: object) -> None:
         """A step this server posted: the event ``step`` to report."""
-        self._emit(step, a, b)
-
-    def _emit(self, event: int, a: object, b: object) -> None:
-        listener = self.listener
-        if listener is not None:
-            listener(self, event, a, b)
+        self._tell(step, a, b)
 
     def __repr__(self) -> str:
         if self._lsock is not None:

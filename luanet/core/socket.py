@@ -189,12 +189,9 @@ class _Dial:
 class TcpSocket(_Protocol):
     """One TCP connection, client or accepted, with a read buffer.
 
-    ``listener(sock, event, a, b)`` receives the events, those whose bit
-    (``1 << event``) is set in ``events_wanted`` (all by default; checked as
-    each event is due); ``tag`` is the
-    owner's to set (the bridge keeps its id there), never read here. ``budget`` (a
-    MemoryBudget with a limit) is charged for the bytes held here: received
-    and not read yet, written and not sent yet.
+    ``listener``, ``events_wanted`` and ``tag`` are a Reporter's (events.py).
+    ``budget`` (a MemoryBudget with a limit) is charged for the bytes held
+    here: received and not read yet, written and not sent yet.
 
     Arguments:
         events: the queue its events are posted to (and whose loop it uses).
@@ -209,7 +206,7 @@ class TcpSocket(_Protocol):
         "_read_limit", "_read_buffer_size", "_budget", "_wheld", "_wpaused", "_rslow",
         "_attached", "_early_end", "_closing_remote", "_written_total",
         "_written_reported", "_written_sent", "_written_posted", "notify_bytes_written",
-        "_gen", "_sgen", "_seen", "_dial", "_wturn", "_local", "events_wanted",
+        "_gen", "_sgen", "_seen", "_dial", "_wturn", "_local",
         "_remote", "server",
     )
 
@@ -217,6 +214,7 @@ class TcpSocket(_Protocol):
                  bind_address: Optional[str] = None, budget: Optional[MemoryBudget] = None):
         self.listener = listener
         self.tag = None
+        self.events_wanted = -1  # all
         self._events = events
         self._bind_address = bind_address
         self.state = UNCONNECTED
@@ -239,9 +237,6 @@ class TcpSocket(_Protocol):
         self._written_reported = 0  # of those, reported through BYTES_WRITTEN
         self._written_sent = 0      # of those, known to have left the transport
         self._wturn = -1  # the turn (EventQueue.turn) of the last write
-        # Bits (1 << event) of the events the listener is told of; the rest
-        # are dropped when due. The owner may change it at any time.
-        self.events_wanted = -1  # all
         self._gen = 0  # the connection; steps posted under another value are stale
         self._sgen = 0  # abort()s: STATE_CHANGED posted before is stale
         self._dial: Optional[_Dial] = None  # connect()/bind() state, made by them
@@ -280,8 +275,7 @@ class TcpSocket(_Protocol):
             return
         elif event == CONNECTED_EVENT:
             self._seen = True
-        if (self.events_wanted >> event) & 1:
-            listener(self, event, a, b)
+        self._tell(event, a, b)
 
     def _post(self, event: int, a: object = None, b: object = None) -> None:
         self._events.post_step(self, event, self._gen, self._sgen, a, b)

@@ -11,10 +11,12 @@ older generation is ignored.
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
+from typing import Final, Optional
 
 from .constants import Event
 from .events import EventQueue, Listener, Reporter
+
+_TIMEOUT: Final = int(Event.TIMEOUT)
 
 
 class Timer(Reporter):
@@ -32,6 +34,7 @@ class Timer(Reporter):
     def __init__(self, events: EventQueue, listener: Optional[Listener] = None) -> None:
         self.listener = listener
         self.tag = None
+        self.events_wanted = -1  # all
         self._events = events
         self._loop = events.loop
         self.interval = 0.0
@@ -95,9 +98,7 @@ class Timer(Reporter):
     def _fire(self, generation: int) -> None:
         if generation != self._generation:
             return  # stopped or restarted meanwhile: this firing is void
-        listener = self.listener
-        if listener is not None:
-            listener(self, Event.TIMEOUT, None, None)
+        self._tell(_TIMEOUT, None, None)
 
     def __repr__(self) -> str:
         if self._handle is None:
